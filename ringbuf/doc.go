@@ -1,0 +1,17 @@
+// Package ringbuf holds outbound bytes for connections until the socket takes them: a Queue is a
+// ring of byte segments that a flush turns into one iovec array for a single writev(2), and a Pool
+// hands out size-classed byte chunks so that an idle connection holds no buffer at all.
+//
+// Ownership. A segment is either owned (a chunk borrowed from the Pool that the Queue copies frames
+// into and returns to the Pool once the socket has taken all of it) or shared (a reference to an
+// immutable buffer, such as a broadcast frame encoded once and queued on many connections; the
+// Queue never writes to it and never returns it to a pool: the garbage collector frees it when the
+// last queue lets go).
+//
+// Concurrency. Neither Pool nor Queue is safe for concurrent use: both belong to one event loop and
+// are used only on that loop's goroutine. Shared buffers may be referenced from queues of several
+// loops because nobody writes to them after they are queued.
+//
+// Pool discipline (as in fasthttp): a chunk or Queue handed back with Put is not touched again by
+// the caller; Queue.Release returns the Queue and every owned chunk it holds.
+package ringbuf
