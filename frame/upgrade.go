@@ -1,0 +1,558 @@
+package frame
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gobwas/ws"
+)
+
+// Labels for Result.Reason: why a handshake was refused, short and fixed so
+// they can be metric label values.
+const (
+	ReasonMalformed  = "malformed"  // not an HTTP/1.x request head, or bad syntax: 400
+	ReasonProto      = "proto"      // HTTP version other than 1.1 or higher 1.x: 505
+	ReasonMethod     = "method"     // method other than GET: 405 with "Allow: GET"
+	ReasonHost       = "host"       // Host missing, empty, invalid or repeated: 400
+	ReasonUpgrade    = "upgrade"    // Upgrade missing or not "websocket": 400
+	ReasonConnection = "connection" // Connection missing or without "upgrade": 400
+	ReasonKey        = "key"        // Sec-WebSocket-Key missing, not 16 bytes in base64, or repeated: 400
+	ReasonVersion    = "version"    // Sec-WebSocket-Version other than 13: 426; missing or repeated: 400
+	ReasonRejected   = "rejected"   // refused by the check callback, with its status
+	ReasonInternal   = "internal"   // gobwas/ws failed in a way not mapped here: 500 (a bug)
+)
+
+// failure is one way a handshake can be refused, in the order they are
+// decided (see Upgrader.Upgrade).
+type failure uint8
+
+const (
+	failNone failure = iota
+	failMalformed
+	failProto
+	failMethod
+	failHost
+	failUpgrade
+	failConnection
+	failKey
+	failVersionMissing
+	failVersion
+	failInternal
+)
+
+// Header lines added to some error responses. A 426 response MUST carry
+// Upgrade (RFC 9110 section 15.5.22), which in turn needs "upgrade" in
+// Connection (RFC 9110 section 7.8); the second Connection line combines with
+// "Connection: close" into "close, Upgrade" (RFC 9110 section 5.3).
+const (
+	hdrAllowGet      = "Allow: GET\r\n"
+	hdrVersion13     = "Sec-WebSocket-Version: 13\r\n"
+	hdrUpgradeNeeded = "Connection: Upgrade\r\nUpgrade: websocket\r\n" + hdrVersion13
+)
+
+// response returns the HTTP status, Result.Reason label, extra header lines
+// and body for f.
+func (f failure) response() (status int, label, headers, body string) {
+	switch f {
+	case failMalformed:
+		return http.StatusBadRequest, ReasonMalformed, "", "malformed HTTP request\n"
+	case failProto:
+		return http.StatusHTTPVersionNotSupported, ReasonProto, "", "WebSocket needs HTTP/1.1\n"
+	case failMethod:
+		return http.StatusMethodNotAllowed, ReasonMethod, hdrAllowGet, "WebSocket handshake must be a GET request\n"
+	case failHost:
+		return http.StatusBadRequest, ReasonHost, "", "missing or bad Host header\n"
+	case failUpgrade:
+		return http.StatusBadRequest, ReasonUpgrade, "", "missing or bad Upgrade header\n"
+	case failConnection:
+		return http.StatusBadRequest, ReasonConnection, "", "missing or bad Connection header\n"
+	case failKey:
+		return http.StatusBadRequest, ReasonKey, "", "missing or bad Sec-WebSocket-Key header\n"
+	case failVersionMissing:
+		return http.StatusBadRequest, ReasonVersion, hdrVersion13, "missing or repeated Sec-WebSocket-Version header\n"
+	case failVersion:
+		return http.StatusUpgradeRequired, ReasonVersion, hdrUpgradeNeeded, "unsupported Sec-WebSocket-Version\n"
+	default:
+		return http.StatusInternalServerError, ReasonInternal, "", "internal error\n"
+	}
+}
+
+// HeaderEnd returns the length of the HTTP request head at the start of p,
+// including the blank line that ends it ("\r\n\r\n", RFC 9112 section 2.1),
+// or -1 if p does not hold a complete head yet. Only CRLF line endings are
+// recognised: a head with bare LF never completes, and the caller's size or
+// time limit ends it. Zero allocations.
+func HeaderEnd(p []byte) int {
+	i := bytes.Index(p, []byte("\r\n\r\n"))
+	if i < 0 {
+		return -1
+	}
+	return i + 4
+}
+
+// Result describes the outcome of a handshake.
+type Result struct {
+	// Status is the HTTP status written: 101 on success.
+	Status int
+	// Reason is empty on success, else one of the Reason* labels.
+	Reason string
+	// Path is the path of the request target without query, "" if the
+	// request line could not be parsed. For an absolute-form target
+	// ("ws://host/p?q") it is the path part ("/p").
+	Path string
+	// Protocol is the negotiated subprotocol (RFC 6455 section 1.9), "" if
+	// none.
+	Protocol string
+}
+
+// Upgrader holds the options of a handshake. The zero value accepts every
+// valid handshake and negotiates no subprotocol. An Upgrader is read-only
+// during Upgrade and may be shared by goroutines.
+type Upgrader struct {
+	// Protocols are the subprotocols the server speaks. The first one in
+	// the client's Sec-WebSocket-Protocol list (its order of preference,
+	// RFC 6455 section 4.1) that appears here is selected.
+	Protocols []string
+
+	// Check, when non-nil, is called with the raw request target once the
+	// handshake is otherwise valid, to route or authorise it. It returns 0
+	// to accept, or an HTTP status in 400..599 and a reason that becomes the
+	// response body. uri aliases the request and is valid only during the
+	// call. Upgrade panics if the status is neither 0 nor in 400..599.
+	Check func(uri []byte) (status int, reason string)
+}
+
+// Upgrade is (&Upgrader{Check: check}).Upgrade(dst, req).
+func Upgrade(dst, req []byte, check func(uri []byte) (status int, reason string)) ([]byte, Result) {
+	u := Upgrader{Check: check}
+	return u.Upgrade(dst, req)
+}
+
+// Upgrade runs the server's opening handshake (RFC 6455 section 4.2) on the
+// complete request head req (as delimited by HeaderEnd; bytes after the head
+// are ignored, a req without a complete head is malformed) and appends the
+// HTTP response to dst: "101 Switching Protocols" with Sec-WebSocket-Accept,
+// or an error response in AppendHTTPError's format. req is not modified and
+// not retained. It allocates (a handful of small objects, once per
+// connection).
+//
+// The request is checked in this order; the first failure decides the
+// response (Result.Reason in parentheses):
+//
+//  1. The request line is "method SP request-target SP HTTP/d.d" with a token
+//     method, an origin-form ("/p?q") or absolute-form ("ws://h/p") target of
+//     printable ASCII without "#" (RFC 6455 section 3)
+//     -> else 400 (malformed).
+//  2. HTTP/1.1 or a later 1.x -> else 505 (proto) (RFC 6455 section 4.1).
+//  3. Method GET -> else 405 with "Allow: GET" (method).
+//  4. Header lines are "token: value" without whitespace before the colon,
+//     obsolete line folding or control characters, so no bare CR or LF
+//     either (RFC 9112 sections 2.2 and 5) -> else 400 (malformed).
+//  5. gobwas/ws's Upgrader, header by header in request order, then for
+//     missing headers in the order Host, Upgrade, Connection, version, key:
+//     Upgrade is "websocket" (upgrade), Connection has the "upgrade" token
+//     (connection), Sec-WebSocket-Version is "13" -> else 426 with
+//     "Sec-WebSocket-Version: 13" (version), Sec-WebSocket-Key has 24
+//     characters (key); a missing header gives 400 with its label, a
+//     missing version too (with "Sec-WebSocket-Version: 13"). A malformed
+//     Sec-WebSocket-Protocol (when Protocols is set) is 400 (malformed).
+//  6. Stricter rules gobwas/ws does not apply, first failure in request
+//     order: one Host, with a valid host[:port] value (RFC 9112 section 3.2,
+//     RFC 6455 section 4.1) (host); one Sec-WebSocket-Key that decodes to 16
+//     bytes (RFC 6455 sections 4.1 and 11.3.1) (key); one
+//     Sec-WebSocket-Version (section 11.3.5) (version) -> else 400.
+//  7. Check, if set (rejected, with its status).
+func (u *Upgrader) Upgrade(dst, req []byte) ([]byte, Result) {
+	var res Result
+	end := HeaderEnd(req)
+	if end < 0 {
+		return appendFailure(dst, &res, failMalformed)
+	}
+	req = req[:end]
+
+	rl, ok := parseRequestLine(req)
+	if !ok {
+		return appendFailure(dst, &res, failMalformed)
+	}
+	res.Path = string(rl.path)
+	if rl.major != 1 || rl.minor < 1 {
+		return appendFailure(dst, &res, failProto)
+	}
+	if string(rl.method) != http.MethodGet {
+		return appendFailure(dst, &res, failMethod)
+	}
+	strict, ok := scanHeaders(req[rl.len:])
+	if !ok {
+		return appendFailure(dst, &res, failMalformed)
+	}
+
+	var (
+		checkStatus int
+		checkReason string
+	)
+	wu := ws.Upgrader{
+		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
+			if strict != failNone {
+				return nil, errRefused
+			}
+			if u.Check == nil {
+				return nil, nil
+			}
+			checkStatus, checkReason = u.Check(rl.uri)
+			if checkStatus == 0 {
+				return nil, nil
+			}
+			if checkStatus < 400 || checkStatus > 599 {
+				panic("BUG: frame: Upgrader.Check returned status " + strconv.Itoa(checkStatus))
+			}
+			return nil, errRefused
+		},
+	}
+	if len(u.Protocols) > 0 {
+		wu.Protocol = func(p []byte) bool {
+			for _, s := range u.Protocols {
+				if string(p) == s {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	rw := memReadWriter{in: req, out: dst}
+	hs, err := wu.Upgrade(&rw)
+	if err == nil {
+		res.Status = http.StatusSwitchingProtocols
+		res.Protocol = hs.Protocol
+		return rw.out, res
+	}
+	// gobwas/ws has written its own error response (or nothing): drop it,
+	// the error responses are ours.
+	dst = rw.out[:len(dst)]
+	if err == errRefused {
+		if strict != failNone {
+			return appendFailure(dst, &res, strict)
+		}
+		res.Status, res.Reason = checkStatus, ReasonRejected
+		return AppendHTTPError(dst, checkStatus, "", checkReason), res
+	}
+	return appendFailure(dst, &res, gobwasFailure(err))
+}
+
+// errRefused is returned from gobwas/ws's OnBeforeUpgrade hook to stop a
+// handshake that gobwas/ws found valid.
+var errRefused = errors.New("frame: handshake refused")
+
+// gobwasFailure maps an error of ws.Upgrader.Upgrade to a failure. The errors
+// are gobwas/ws's predefined values, compared by identity as gobwas/ws itself
+// does when writing its responses (http.go, httpWriteResponseError).
+func gobwasFailure(err error) failure {
+	switch err {
+	case ws.ErrHandshakeBadProtocol:
+		return failProto
+	case ws.ErrHandshakeBadMethod:
+		return failMethod
+	case ws.ErrHandshakeBadHost:
+		return failHost
+	case ws.ErrHandshakeBadUpgrade:
+		return failUpgrade
+	case ws.ErrHandshakeBadConnection:
+		return failConnection
+	case ws.ErrHandshakeBadSecKey:
+		return failKey
+	case ws.ErrHandshakeBadSecVersion:
+		return failVersionMissing
+	case ws.ErrHandshakeUpgradeRequired:
+		return failVersion
+	case ws.ErrMalformedRequest, io.EOF, io.ErrUnexpectedEOF:
+		return failMalformed
+	default:
+		return failInternal
+	}
+}
+
+func appendFailure(dst []byte, res *Result, f failure) ([]byte, Result) {
+	status, label, headers, body := f.response()
+	res.Status, res.Reason = status, label
+	return AppendHTTPError(dst, status, headers, body), *res
+}
+
+// AppendHTTPError appends a complete HTTP/1.1 error response to dst:
+//
+//	HTTP/1.1 <status> <status text>
+//	Content-Type: text/plain; charset=utf-8
+//	Content-Length: <len(body)>
+//	Connection: close
+//	<extraHeaders>
+//
+//	<body>
+//
+// extraHeaders is zero or more header lines, each ending in "\r\n" (a missing
+// final "\r\n" is added). The connection is to be closed after the response
+// is written. status must be in 400..599, else AppendHTTPError panics (a bug
+// in the caller).
+func AppendHTTPError(dst []byte, status int, extraHeaders string, body string) []byte {
+	if status < 400 || status > 599 {
+		panic("BUG: frame: AppendHTTPError with status " + strconv.Itoa(status))
+	}
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, http.StatusText(status)...)
+	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(body)), 10)
+	dst = append(dst, "\r\nConnection: close\r\n"...)
+	if extraHeaders != "" {
+		dst = append(dst, extraHeaders...)
+		if !strings.HasSuffix(extraHeaders, "\r\n") {
+			dst = append(dst, "\r\n"...)
+		}
+	}
+	dst = append(dst, "\r\n"...)
+	return append(dst, body...)
+}
+
+// memReadWriter is the in-memory connection gobwas/ws's Upgrader reads the
+// request from and writes the response to.
+type memReadWriter struct {
+	in  []byte // unread request bytes
+	out []byte // dst with the response appended
+}
+
+func (m *memReadWriter) Read(p []byte) (int, error) {
+	if len(m.in) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, m.in)
+	m.in = m.in[n:]
+	return n, nil
+}
+
+func (m *memReadWriter) Write(p []byte) (int, error) {
+	m.out = append(m.out, p...)
+	return len(p), nil
+}
+
+// requestLine is the parsed first line of a request head; the slices alias
+// the request.
+type requestLine struct {
+	method, uri  []byte
+	path         []byte // uri's path, without query
+	major, minor int
+	len          int // bytes of the line including its CRLF
+}
+
+// parseRequestLine parses "method SP request-target SP HTTP-version CRLF"
+// (RFC 9112 section 3) at the start of head, which ends in "\r\n\r\n".
+func parseRequestLine(head []byte) (rl requestLine, ok bool) {
+	eol := bytes.Index(head, []byte("\r\n"))
+	if eol < 0 {
+		return rl, false
+	}
+	line := head[:eol]
+	rl.len = eol + 2
+
+	sp := bytes.IndexByte(line, ' ')
+	if sp <= 0 || !isToken(line[:sp]) {
+		return rl, false
+	}
+	rl.method, line = line[:sp], line[sp+1:]
+
+	sp = bytes.IndexByte(line, ' ')
+	if sp <= 0 {
+		return rl, false
+	}
+	rl.uri, line = line[:sp], line[sp+1:]
+	if rl.path, ok = targetPath(rl.uri); !ok {
+		return rl, false
+	}
+
+	// HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 section 2.3).
+	if len(line) != 8 || string(line[:5]) != "HTTP/" || !isDigit(line[5]) || line[6] != '.' || !isDigit(line[7]) {
+		return rl, false
+	}
+	rl.major, rl.minor = int(line[5]-'0'), int(line[7]-'0')
+	return rl, true
+}
+
+// targetPath checks a request target and returns its path. Accepted are the
+// origin form "/path?query" and the absolute form with an http, https, ws or
+// wss scheme (RFC 9112 section 3.2), printable ASCII only, no fragment
+// (RFC 6455 section 3).
+func targetPath(uri []byte) ([]byte, bool) {
+	for _, c := range uri {
+		if c <= ' ' || c >= 0x7f || c == '#' {
+			return nil, false
+		}
+	}
+	if len(uri) > 0 && uri[0] == '/' {
+		if q := bytes.IndexByte(uri, '?'); q >= 0 {
+			return uri[:q], true
+		}
+		return uri, true
+	}
+	i := bytes.Index(uri, []byte("://"))
+	if i <= 0 {
+		return nil, false
+	}
+	switch strings.ToLower(string(uri[:i])) {
+	case "http", "https", "ws", "wss":
+	default:
+		return nil, false
+	}
+	rest := uri[i+3:]
+	end := bytes.IndexAny(rest, "/?")
+	if end == 0 || len(rest) == 0 { // empty authority
+		return nil, false
+	}
+	if end < 0 || rest[end] == '?' {
+		return []byte("/"), true
+	}
+	rest = rest[end:]
+	if q := bytes.IndexByte(rest, '?'); q >= 0 {
+		rest = rest[:q]
+	}
+	return rest, true
+}
+
+// scanHeaders checks the syntax of the header lines in head (the bytes after
+// the request line, ending with the blank line) and applies the stricter
+// rules of step 6 of Upgrader.Upgrade. ok is false on a syntax error; strict
+// is the first violation of the stricter rules, or failNone.
+func scanHeaders(head []byte) (strict failure, ok bool) {
+	var hosts, keys, versions int
+	for {
+		eol := bytes.Index(head, []byte("\r\n"))
+		if eol < 0 { // cannot happen for a head that ends in CRLF CRLF
+			return strict, false
+		}
+		line := head[:eol]
+		head = head[eol+2:]
+		if len(line) == 0 {
+			return strict, true
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 || !isToken(line[:colon]) {
+			return strict, false
+		}
+		name := line[:colon]
+		value := trimOWS(line[colon+1:])
+		for _, c := range value {
+			if (c < ' ' && c != '\t') || c == 0x7f {
+				return strict, false
+			}
+		}
+		var f failure
+		switch {
+		case bytes.EqualFold(name, []byte("Host")):
+			if hosts++; hosts > 1 || !validHost(value) {
+				f = failHost
+			}
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Key")):
+			if keys++; keys > 1 || !validKey(value) {
+				f = failKey
+			}
+		case bytes.EqualFold(name, []byte("Sec-WebSocket-Version")):
+			if versions++; versions > 1 {
+				f = failVersionMissing
+			}
+		}
+		if strict == failNone {
+			strict = f
+		}
+	}
+}
+
+// validHost reports whether v is host [":" port] (RFC 9110 section 7.2, RFC
+// 3986 section 3.2.2): an IPv6 literal in brackets, or a non-empty reg-name or
+// IPv4 address; port is digits. RFC 6455 section 4.1 needs a host, so an
+// empty value is invalid.
+func validHost(v []byte) bool {
+	var port []byte
+	if len(v) > 0 && v[0] == '[' {
+		i := bytes.IndexByte(v, ']')
+		if i < 2 {
+			return false
+		}
+		for _, c := range v[1:i] {
+			if !isHex(c) && c != ':' && c != '.' {
+				return false
+			}
+		}
+		if rest := v[i+1:]; len(rest) > 0 {
+			if rest[0] != ':' {
+				return false
+			}
+			port = rest[1:]
+		}
+	} else {
+		host := v
+		if i := bytes.LastIndexByte(v, ':'); i >= 0 {
+			host, port = v[:i], v[i+1:]
+		}
+		if len(host) == 0 {
+			return false
+		}
+		for _, c := range host {
+			if !isRegName(c) {
+				return false
+			}
+		}
+	}
+	for _, c := range port {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// validKey reports whether v is base64 (RFC 4648 section 4) of 16 bytes, as
+// RFC 6455 section 4.1 requires of Sec-WebSocket-Key.
+func validKey(v []byte) bool {
+	if len(v) != 24 {
+		return false
+	}
+	var buf [18]byte
+	n, err := base64.StdEncoding.Decode(buf[:], v)
+	return err == nil && n == 16
+}
+
+func trimOWS(v []byte) []byte {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+func isHex(c byte) bool { return isDigit(c) || (c|0x20 >= 'a' && c|0x20 <= 'f') }
+
+func isAlpha(c byte) bool { return c|0x20 >= 'a' && c|0x20 <= 'z' }
+
+// isToken reports whether s is a non-empty token (RFC 9110 section 5.6.2).
+func isToken(s []byte) bool {
+	if len(s) == 0 {
+		return false
+	}
+	for _, c := range s {
+		if !isAlpha(c) && !isDigit(c) && !strings.ContainsRune("!#$%&'*+-.^_`|~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+// isRegName reports whether c may appear in a reg-name or IPv4 address:
+// unreserved, sub-delims or "%" of pct-encoded (RFC 3986 section 3.2.2).
+func isRegName(c byte) bool {
+	return isAlpha(c) || isDigit(c) || strings.ContainsRune("-._~!$&'()*+,;=%", rune(c))
+}
