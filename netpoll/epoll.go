@@ -1,0 +1,69 @@
+package netpoll
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// Event bits passed to Handler.OnEvent (see epoll_ctl(2)).
+const (
+	EventRead   = unix.EPOLLIN
+	EventWrite  = unix.EPOLLOUT
+	EventHangup = unix.EPOLLRDHUP | unix.EPOLLHUP
+	EventError  = unix.EPOLLERR
+)
+
+// connEvents is the interest set of a connection socket, registered once.
+const connEvents = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+
+// pack puts fd and generation into epoll's 64-bit data word: on amd64 and arm64
+// unix.EpollEvent's Fd and Pad fields are its low and high 32 bits.
+func pack(fd int, gen uint32) unix.EpollEvent {
+	return unix.EpollEvent{Events: connEvents, Fd: int32(fd), Pad: int32(gen)}
+}
+
+// Register adds a connection socket to the loop's epoll set and returns the generation that
+// its events will carry. Loop goroutine only.
+func (l *Loop) Register(fd int) error {
+	if fd >= len(l.gens) {
+		n := 2 * len(l.gens)
+		if n <= fd {
+			n = fd + 1
+		}
+		g := make([]uint32, n)
+		copy(g, l.gens)
+		l.gens = g
+	}
+	l.genSeq++
+	if l.genSeq == 0 { // 0 marks an unregistered fd
+		l.genSeq = 1
+	}
+	ev := pack(fd, l.genSeq)
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		return err
+	}
+	l.gens[fd] = l.genSeq
+	return nil
+}
+
+// Close forgets fd (so any event still queued for it in this pass is dropped) and closes it;
+// closing removes it from the epoll set (epoll(7): the fd is the last reference). Loop goroutine
+// only.
+func (l *Loop) Close(fd int) error {
+	if fd < len(l.gens) {
+		l.gens[fd] = 0
+	}
+	return unix.Close(fd)
+}
+
+// Requeue asks the loop to call OnEvent(fd, EventRead) again on its next pass, for a handler that
+// stopped reading before EAGAIN to be fair to other connections. The pass after a requeue does not
+// block in epoll_wait. Loop goroutine only.
+func (l *Loop) Requeue(fd int) {
+	l.again = append(l.again, unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd), Pad: int32(l.gens[fd])})
+}
+
+// valid reports whether an event still belongs to the fd's current registration.
+func (l *Loop) valid(ev *unix.EpollEvent) bool {
+	fd := int(ev.Fd)
+	return fd >= 0 && fd < len(l.gens) && l.gens[fd] != 0 && l.gens[fd] == uint32(ev.Pad)
+}

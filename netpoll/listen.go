@@ -1,0 +1,124 @@
+package netpoll
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// Listen opens n non-blocking TCP listening sockets on addr (host:port), all bound with
+// SO_REUSEPORT so that the kernel spreads incoming connections across them (socket(7)). When the
+// port is 0, the first socket picks a port and the others bind the same one. TCP_NODELAY is set
+// on the listeners, which accepted sockets inherit on Linux (tcp(7)), sparing a setsockopt per
+// connection. backlog <= 0 means SOMAXCONN as the kernel clamps it (net.core.somaxconn).
+// On error every socket opened so far is closed.
+func Listen(addr string, n, backlog int) (fds []int, bound *net.TCPAddr, err error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return nil, nil, fmt.Errorf("listen address %q: bad port", addr)
+	}
+	ip := net.IPv4zero
+	if host != "" {
+		ips, err := net.LookupIP(host)
+		if err != nil || len(ips) == 0 {
+			return nil, nil, fmt.Errorf("listen address %q: cannot resolve host: %v", addr, err)
+		}
+		ip = ips[0]
+	}
+	if backlog <= 0 {
+		// The kernel clamps to net.core.somaxconn; asking for a large value lets a tuned host
+		// use its setting (listen(2)).
+		backlog = 65535
+	}
+	defer func() {
+		if err != nil {
+			for _, fd := range fds {
+				unix.Close(fd)
+			}
+			fds = nil
+		}
+	}()
+	for i := 0; i < n; i++ {
+		fd, err := listenOne(ip, port, backlog)
+		if err != nil {
+			return fds, nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		fds = append(fds, fd)
+		if port == 0 {
+			sa, err := unix.Getsockname(fd)
+			if err != nil {
+				return fds, nil, fmt.Errorf("getsockname: %w", err)
+			}
+			switch sa := sa.(type) {
+			case *unix.SockaddrInet4:
+				port = sa.Port
+			case *unix.SockaddrInet6:
+				port = sa.Port
+			}
+		}
+	}
+	return fds, &net.TCPAddr{IP: ip, Port: port}, nil
+}
+
+func listenOne(ip net.IP, port, backlog int) (int, error) {
+	var sa unix.Sockaddr
+	family := unix.AF_INET
+	if ip4 := ip.To4(); ip4 != nil {
+		s := &unix.SockaddrInet4{Port: port}
+		copy(s.Addr[:], ip4)
+		sa = s
+	} else {
+		family = unix.AF_INET6
+		s := &unix.SockaddrInet6{Port: port}
+		copy(s.Addr[:], ip.To16())
+		sa = s
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return -1, fmt.Errorf("socket: %w", err)
+	}
+	for _, o := range []struct {
+		level, opt int
+		name       string
+	}{
+		{unix.SOL_SOCKET, unix.SO_REUSEADDR, "SO_REUSEADDR"},
+		{unix.SOL_SOCKET, unix.SO_REUSEPORT, "SO_REUSEPORT"},
+		{unix.IPPROTO_TCP, unix.TCP_NODELAY, "TCP_NODELAY"},
+	} {
+		if err := unix.SetsockoptInt(fd, o.level, o.opt, 1); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("setsockopt %s: %w", o.name, err)
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("bind: %w", err)
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("listen: %w", err)
+	}
+	return fd, nil
+}
+
+// accept4 is accept4(2) with no peer address (the address is looked up only when someone asks
+// for it), so accepting allocates nothing. The new socket is non-blocking and close-on-exec.
+func accept4(lfd int) (int, error) {
+	for {
+		r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		default:
+			return -1, e
+		}
+	}
+}

@@ -1,0 +1,347 @@
+package netpoll
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Handler receives a loop's events. Every method runs on the loop goroutine.
+type Handler interface {
+	// OnAccept takes ownership of a newly accepted, non-blocking socket: it registers the fd with
+	// Loop.Register or closes it with unix.Close.
+	OnAccept(fd int)
+	// OnEvent reports readiness (Event* bits) of a registered fd. It is called only while the
+	// registration that produced the event is current (see the generation invariant).
+	OnEvent(fd int, events uint32)
+	// OnPass runs at the end of every loop pass, after events, tasks and timers: the place to
+	// flush output gathered during the pass with one writev per connection.
+	OnPass(now int64)
+}
+
+// LoopConfig configures one loop. The zero value of each field is a sane default.
+type LoopConfig struct {
+	Index int // loop number, for logs
+	// CPU pins the loop's thread to this CPU with sched_setaffinity(2); -1 leaves it unpinned.
+	CPU int
+	// ListenFD is the loop's own SO_REUSEPORT listening socket, or -1 for none.
+	ListenFD int
+	// Tick is the timing wheel's resolution (default DefaultWheelTick).
+	Tick time.Duration
+	// Now returns monotonic nanoseconds; nil uses the process's monotonic clock. Tests inject a
+	// fake clock here.
+	Now func() int64
+	// MaxEvents is the epoll_wait batch size (default 1024).
+	MaxEvents int
+	// AcceptBatch bounds accepts per pass per listener (default 256).
+	AcceptBatch int
+	// AcceptBackoff is how long the listener pauses after EMFILE/ENFILE/ENOBUFS/ENOMEM
+	// (default 100 ms).
+	AcceptBackoff time.Duration
+	// OnPassDuration, if set, receives the duration of every pass that handled at least one
+	// event, task or timer (for the loop pass latency histogram). Loop goroutine.
+	OnPassDuration func(time.Duration)
+	Logger         *slog.Logger
+}
+
+// LoopStats are counters any goroutine may read.
+type LoopStats struct {
+	Accepted     atomic.Uint64
+	AcceptErrors atomic.Uint64 // errors other than EAGAIN
+	AcceptPauses atomic.Uint64 // listener paused for lack of descriptors or memory
+	Passes       atomic.Uint64
+	Wakeups      atomic.Uint64 // eventfd wake-ups consumed
+	Tasks        atomic.Uint64
+	StaleEvents  atomic.Uint64 // events dropped because their generation was outdated
+}
+
+// Loop is one event loop. Create it with NewLoop and run it with Run on a goroutine of its own.
+type Loop struct {
+	cfg        LoopConfig
+	epfd       int
+	lfd        int
+	now        func() int64
+	events     []unix.EpollEvent
+	again      []unix.EpollEvent // requeued reads for the next pass
+	againSpare []unix.EpollEvent
+	gens       []uint32 // current generation per fd; 0 = not registered
+	genSeq     uint32
+	wheel      *Wheel
+	tq         taskQueue
+	h          Handler
+	log        *slog.Logger
+
+	listenPaused bool
+	listenTimer  Timer
+	lastLog      int64 // when the last accept error was logged
+	suppressed   int   // accept errors not logged since
+
+	stopped atomic.Bool
+	done    chan struct{}
+	Stats   LoopStats
+}
+
+// NewLoop creates the epoll instance and eventfd. The caller must Run the loop (which frees
+// them when it returns) or call Stop and Run.
+func NewLoop(cfg LoopConfig) (*Loop, error) {
+	if cfg.Tick <= 0 {
+		cfg.Tick = DefaultWheelTick
+	}
+	if cfg.MaxEvents <= 0 {
+		cfg.MaxEvents = 1024
+	}
+	if cfg.AcceptBatch <= 0 {
+		cfg.AcceptBatch = 256
+	}
+	if cfg.AcceptBackoff <= 0 {
+		cfg.AcceptBackoff = 100 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	l := &Loop{cfg: cfg, lfd: cfg.ListenFD, log: cfg.Logger.With("loop", cfg.Index), done: make(chan struct{})}
+	if cfg.Now != nil {
+		l.now = cfg.Now
+	} else {
+		base := time.Now()
+		l.now = func() int64 { return int64(time.Since(base)) }
+	}
+	var err error
+	if l.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	if l.tq.efd, err = unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC); err != nil {
+		unix.Close(l.epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	// The eventfd and the listener use the generation-less data word Fd=fd, Pad=0; connection
+	// generations start at 1, so they can never be mistaken for each other.
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.tq.efd)}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.tq.efd, &ev); err != nil {
+		l.closeFDs()
+		return nil, fmt.Errorf("epoll_ctl eventfd: %w", err)
+	}
+	if l.lfd >= 0 {
+		if err := l.addListener(); err != nil {
+			l.closeFDs()
+			return nil, fmt.Errorf("epoll_ctl listener: %w", err)
+		}
+	}
+	l.events = make([]unix.EpollEvent, cfg.MaxEvents)
+	l.wheel = NewWheel(cfg.Tick, l.now())
+	l.listenTimer.Init(l.resumeListener)
+	return l, nil
+}
+
+func (l *Loop) addListener() error {
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(l.lfd)}
+	return unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.lfd, &ev)
+}
+
+func (l *Loop) closeFDs() {
+	unix.Close(l.tq.efd)
+	unix.Close(l.epfd)
+}
+
+// Index returns the loop's number. Any goroutine.
+func (l *Loop) Index() int { return l.cfg.Index }
+
+// Now returns the loop's clock in nanoseconds. Any goroutine (the clock is read-only).
+func (l *Loop) Now() int64 { return l.now() }
+
+// Wheel returns the loop's timing wheel. Loop goroutine only.
+func (l *Loop) Wheel() *Wheel { return l.wheel }
+
+// Logger returns the loop's logger.
+func (l *Loop) Logger() *slog.Logger { return l.log }
+
+// Stop asks the loop to return from Run after its current pass, running the tasks posted before
+// Stop. Any goroutine; idempotent.
+func (l *Loop) Stop() {
+	l.tq.mu.Lock()
+	l.stopped.Store(true)
+	l.tq.mu.Unlock()
+	l.tq.wake()
+}
+
+// Done is closed when Run has returned.
+func (l *Loop) Done() <-chan struct{} { return l.done }
+
+// CloseListener stops accepting on this loop: the listening socket is closed, connections already
+// accepted are untouched. Loop goroutine only (post it from elsewhere).
+func (l *Loop) CloseListener() {
+	if l.lfd < 0 {
+		return
+	}
+	l.wheel.Stop(&l.listenTimer)
+	unix.Close(l.lfd) // also leaves the epoll set
+	l.lfd = -1
+}
+
+// Run runs the loop on the calling goroutine until Stop. It locks the goroutine to its thread
+// and, when LoopConfig.CPU >= 0 and the loop was not stopped before, pins that thread. A pinned
+// thread is never handed back to the Go scheduler (it would run other goroutines on that one CPU
+// for the rest of the process): Run returns with the goroutine still locked, so the caller must
+// run a pinned loop on a goroutine of its own, which the runtime ends together with the thread
+// when it exits (runtime.LockOSThread).
+func (l *Loop) Run(h Handler) error {
+	runtime.LockOSThread()
+	pinned := false
+	defer func() {
+		if !pinned {
+			runtime.UnlockOSThread()
+		}
+	}()
+	defer close(l.done)
+	defer l.closeFDs()
+	defer l.CloseListener()
+	l.h = h
+	if l.cfg.CPU >= 0 && !l.stopped.Load() {
+		var set unix.CPUSet
+		set.Set(l.cfg.CPU)
+		if err := unix.SchedSetaffinity(0, &set); err != nil {
+			return fmt.Errorf("loop %d: pin to CPU %d: %w", l.cfg.Index, l.cfg.CPU, err)
+		}
+		pinned = true
+	}
+	for !l.stopped.Load() {
+		if err := l.pass(); err != nil {
+			return err
+		}
+	}
+	l.tq.run()
+	return nil
+}
+
+// pass is one iteration: wait, dispatch events, run tasks, fire timers, let the handler flush.
+func (l *Loop) pass() error {
+	timeout := -1
+	if len(l.again) > 0 {
+		timeout = 0
+	} else if d, ok := l.wheel.Next(l.now()); ok {
+		// Round up so that a timer is never woken for early and then waited for again.
+		timeout = int((d + time.Millisecond - 1) / time.Millisecond)
+	}
+	n, err := unix.EpollWait(l.epfd, l.events, timeout)
+	if err != nil && !errors.Is(err, unix.EINTR) {
+		return fmt.Errorf("loop %d: epoll_wait: %w", l.cfg.Index, err)
+	}
+	start := time.Now()
+	l.Stats.Passes.Add(1)
+	work := n > 0
+	// Requeued reads first: they were waiting since the previous pass.
+	if len(l.again) > 0 {
+		work = true
+		// Swap buffers: reads requeued while handling these wait for the next pass.
+		again := l.again
+		l.again = l.againSpare[:0]
+		for i := range again {
+			if l.valid(&again[i]) {
+				l.h.OnEvent(int(again[i].Fd), EventRead)
+			}
+		}
+		l.againSpare = again[:0]
+	}
+	for i := 0; i < n; i++ {
+		ev := &l.events[i]
+		fd := int(ev.Fd)
+		switch {
+		case ev.Pad == 0 && fd == l.tq.efd:
+			l.Stats.Wakeups.Add(1)
+			l.tq.consumeWake()
+		case ev.Pad == 0 && fd == l.lfd:
+			l.accept()
+		case l.valid(ev):
+			l.h.OnEvent(fd, ev.Events)
+		default:
+			l.Stats.StaleEvents.Add(1)
+		}
+	}
+	if k := l.tq.run(); k > 0 {
+		work = true
+		l.Stats.Tasks.Add(uint64(k))
+	}
+	now := l.now()
+	if l.wheel.Advance(now) > 0 {
+		work = true
+	}
+	l.h.OnPass(now)
+	if work && l.cfg.OnPassDuration != nil {
+		l.cfg.OnPassDuration(time.Since(start))
+	}
+	return nil
+}
+
+// accept takes up to AcceptBatch pending connections from the loop's listener.
+func (l *Loop) accept() {
+	for i := 0; i < l.cfg.AcceptBatch && l.lfd >= 0; i++ {
+		fd, err := accept4(l.lfd)
+		if err == nil {
+			l.Stats.Accepted.Add(1)
+			l.h.OnAccept(fd)
+			continue
+		}
+		switch err {
+		case unix.EAGAIN:
+			return
+		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+			// The pending connection stays in the backlog; waiting for the readiness again would
+			// spin at 100% CPU, so stop listening for a moment.
+			l.Stats.AcceptErrors.Add(1)
+			l.Stats.AcceptPauses.Add(1)
+			l.logAcceptError(err, true)
+			l.pauseListener()
+			return
+		default:
+			// ECONNABORTED, EPERM (firewall), EPROTO...: that one connection is gone; go on.
+			l.Stats.AcceptErrors.Add(1)
+			l.logAcceptError(err, false)
+		}
+	}
+}
+
+func (l *Loop) pauseListener() {
+	if l.listenPaused || l.lfd < 0 {
+		return
+	}
+	ev := unix.EpollEvent{}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, &ev); err != nil {
+		l.log.Error("pause listener", "err", err)
+		return
+	}
+	l.listenPaused = true
+	l.wheel.Schedule(&l.listenTimer, l.now()+int64(l.cfg.AcceptBackoff))
+}
+
+func (l *Loop) resumeListener(int64) {
+	if !l.listenPaused || l.lfd < 0 {
+		return
+	}
+	l.listenPaused = false
+	if err := l.addListener(); err != nil {
+		l.log.Error("resume listener", "err", err)
+	}
+}
+
+// logAcceptError logs at most one line per second; the count of the lines it held back goes with
+// the next one.
+func (l *Loop) logAcceptError(err error, paused bool) {
+	now := l.now()
+	if l.lastLog != 0 && now-l.lastLog < int64(time.Second) {
+		l.suppressed++
+		return
+	}
+	l.lastLog = now
+	if paused {
+		l.log.Warn("accept failed: out of descriptors or memory; pausing the listener",
+			"err", err, "backoff", l.cfg.AcceptBackoff, "suppressed", l.suppressed)
+	} else {
+		l.log.Warn("accept failed", "err", err, "suppressed", l.suppressed)
+	}
+	l.suppressed = 0
+}
