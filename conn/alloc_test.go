@@ -1,0 +1,122 @@
+//go:build !race
+
+package conn
+
+import (
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+
+	"github.com/wsgate/wsgate/netpoll"
+)
+
+// TestHeartbeatSteadyStateNoAllocs: once the pools are warm, a heartbeat cycle (timer fires,
+// ping queued and written with writev, pong read and parsed, timer re-filed) allocates nothing,
+// for any number of connections. The peers read and answer with preallocated buffers so that
+// the whole process allocates nothing.
+func TestHeartbeatSteadyStateNoAllocs(t *testing.T) {
+	const (
+		interval = time.Second
+		peers    = 100
+	)
+	h := newHarness(t, Config{PingInterval: interval})
+	ps := make([]*peer, peers)
+	for i := range ps {
+		ps[i] = h.open()
+	}
+	pong := clientFrame(ws.OpPong, nil)
+	var buf [64]byte
+	pings := 0
+	cycle := func() {
+		for end := h.now + int64(interval); h.now < end; {
+			h.step(testTick)
+			answered := false
+			for _, p := range ps {
+				n, err := unix.Read(p.fd, buf[:])
+				if err == unix.EAGAIN {
+					continue
+				}
+				if n != 2 || buf[0] != 0x89 || buf[1] != 0 {
+					t.Fatalf("read %d bytes (% x), %v: want one empty ping", n, buf[:max(n, 0)], err)
+				}
+				pings++
+				if _, err := unix.Write(p.fd, pong); err != nil {
+					t.Fatal(err)
+				}
+				h.e.OnEvent(p.srv, netpoll.EventRead)
+				answered = true
+			}
+			if answered {
+				h.pass()
+			}
+		}
+	}
+	cycle()
+	cycle()
+	if a := testing.AllocsPerRun(3, cycle); a != 0 {
+		t.Fatalf("%v allocations per heartbeat cycle of %d connections, want 0", a, peers)
+	}
+	if want := 6 * peers; pings != want { // 2 warm-up cycles, AllocsPerRun's warm-up and 3 runs
+		t.Fatalf("%d pings in 6 intervals, want %d", pings, want)
+	}
+	for i, p := range ps {
+		if p.state() != stateOpen {
+			t.Fatalf("peer %d closed", i)
+		}
+	}
+}
+
+// TestSlowlorisWaveNoAllocs: a wave of half-sent handshakes holds a Conn and a pooled input
+// buffer each, only until the handshake deadline; the next wave reuses exactly those, so that
+// however long a slowloris flood goes on, memory stays at what its largest wave needed.
+func TestSlowlorisWaveNoAllocs(t *testing.T) {
+	const (
+		wave    = 500
+		timeout = 5 * time.Second
+	)
+	h := newHarness(t, Config{HandshakeTimeout: timeout})
+	var fds [wave][2]int
+	partial := []byte(upgradeRequest[:40])
+	run := func() {
+		for i := range fds {
+			f, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fds[i] = f
+			h.e.OnAccept(f[0])
+			if _, err := unix.Write(f[1], partial); err != nil {
+				t.Fatal(err)
+			}
+			h.e.OnEvent(f[0], netpoll.EventRead)
+		}
+		h.pass()
+		if n := h.e.Stats.Open.Load(); n != wave {
+			t.Fatalf("%d sockets held, want %d", n, wave)
+		}
+		h.step(timeout)
+		if n := h.e.Stats.Open.Load(); n != 0 {
+			t.Fatalf("%d sockets held after the handshake deadline", n)
+		}
+		for i := range fds {
+			unix.Close(fds[i][1])
+		}
+	}
+	run()
+	run()
+	misses := h.e.pool.Misses
+	if a := testing.AllocsPerRun(3, run); a != 0 {
+		t.Fatalf("%v allocations per wave of %d half-open handshakes, want 0", a, wave)
+	}
+	if h.e.pool.Misses != misses {
+		t.Fatalf("the pool allocated %d new buffers for later waves", h.e.pool.Misses-misses)
+	}
+	if len(h.e.free) != wave {
+		t.Fatalf("%d pooled Conn structs, want the %d of one wave", len(h.e.free), wave)
+	}
+	if got := h.e.Stats.Rejects[RejectTimeout].Load(); got != 6*wave {
+		t.Fatalf("Rejects[timeout] = %d, want %d", got, 6*wave)
+	}
+}

@@ -1,0 +1,230 @@
+package conn
+
+import (
+	"errors"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/frame"
+	"github.com/wsgate/wsgate/netpoll"
+	"github.com/wsgate/wsgate/ringbuf"
+)
+
+// Connection states.
+const (
+	stateHandshake uint8 = iota // waiting for the HTTP request head
+	stateOpen                   // WebSocket open
+	stateClosing                // we sent a close frame (or an HTTP error); waiting for the peer
+	stateClosed                 // socket closed; the struct goes back to the pool after this pass
+)
+
+// Flag bits.
+const (
+	flagDirty     uint16 = 1 << iota // in Engine.dirty for this pass
+	flagBlocked                      // writev hit EAGAIN: wait for EPOLLOUT
+	flagCloseSent                    // a close frame is queued or sent
+	flagCloseRecv                    // the peer's close frame arrived
+	flagFailed                       // protocol failure: input is discarded until EOF
+	flagHangup                       // close the socket once the output is flushed
+	flagOverLimit                    // accepted over Config.MaxConns: answer 503
+	flagOpened                       // OnOpen ran, so OnClose must run
+)
+
+// Conn is one connection. Its methods are for its loop goroutine only (from Handler callbacks or
+// tasks posted with Engine.Post); the struct is pooled and reused once Handler.OnClose returns.
+type Conn struct {
+	e *Engine
+	// Data is the application's per-connection state (loop goroutine only).
+	Data any
+
+	in    []byte         // pending input: partial request head or partial frame (pooled)
+	msg   []byte         // fragmented message being assembled (pooled)
+	out   *ringbuf.Queue // pending output, nil when nothing is pending
+	timer netpoll.Timer
+
+	id       uint64
+	since    int64 // accept time, then open time, then close-sent time (loop clock, ns)
+	lastRecv int64 // last frame of any kind received
+	lastData int64 // last data frame received (idle timeout)
+	nextPing int64
+	tokens   float64 // rate limit bucket
+	tokAt    int64
+
+	fd        int32
+	closeCode uint16 // code reported to OnClose
+	flags     uint16
+	state     uint8
+	fragOp    ws.OpCode // opcode of the fragmented message in progress, 0 if none
+	utf8      frame.UTF8
+}
+
+// ErrClosed is returned by writes to a connection that is closing or closed.
+var ErrClosed = errors.New("conn: connection is closing or closed")
+
+// ErrSlowConsumer is returned when a write would exceed Config.MaxQueue; the connection has been
+// closed with 1008.
+var ErrSlowConsumer = errors.New("conn: outbound queue over limit (slow consumer)")
+
+// ID returns the connection's server-unique ID. Any goroutine may hold an ID; Engine.Lookup turns
+// it back into a *Conn on the right loop.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Engine returns the connection's engine.
+func (c *Conn) Engine() *Engine { return c.e }
+
+// Open reports whether the WebSocket is open for writing.
+func (c *Conn) Open() bool { return c.state == stateOpen && c.flags&flagCloseSent == 0 }
+
+// Queued returns the outbound bytes not yet taken by the socket.
+func (c *Conn) Queued() int {
+	if c.out == nil {
+		return 0
+	}
+	return c.out.Len()
+}
+
+func (c *Conn) markDirty() {
+	if c.flags&flagDirty == 0 {
+		c.flags |= flagDirty
+		c.e.dirty = append(c.e.dirty, c)
+	}
+}
+
+func (c *Conn) queue() *ringbuf.Queue {
+	if c.out == nil {
+		c.out = c.e.pool.Queue()
+	}
+	c.markDirty()
+	return c.out
+}
+
+// WriteMessage queues one message as a single frame, copying payload. It is flushed at the end of
+// the loop pass. Text payloads must be valid UTF-8 (the caller's responsibility).
+func (c *Conn) WriteMessage(op ws.OpCode, payload []byte) error {
+	if !c.Open() {
+		return ErrClosed
+	}
+	if !c.fits(frame.HeaderLen(len(payload)) + len(payload)) {
+		return ErrSlowConsumer
+	}
+	c.writeFrame(op, payload)
+	return nil
+}
+
+// WriteFrame queues a complete, already encoded, unmasked frame by reference: b is not copied and
+// must never be modified afterwards (it may be queued on many connections at once).
+func (c *Conn) WriteFrame(b []byte) error {
+	if !c.Open() {
+		return ErrClosed
+	}
+	if !c.fits(len(b)) {
+		return ErrSlowConsumer
+	}
+	c.queue().Ref(b)
+	c.e.Stats.FramesOut.Add(1)
+	return nil
+}
+
+// fits enforces Config.MaxQueue: a consumer that lets more than that pile up is closed with 1008
+// "slow consumer" and its queue dropped, so it can neither grow the server's memory nor hold up
+// anyone else. One message is always accepted into an empty queue, whatever its size (the
+// message size is bounded by the application, e.g. by Config.MaxMessage for echoes).
+func (c *Conn) fits(n int) bool {
+	q := c.Queued()
+	if q == 0 || q+n <= c.e.cfg.MaxQueue {
+		return true
+	}
+	c.e.Stats.SlowConsumers.Add(1)
+	c.out.Reset()
+	c.fail(ws.StatusPolicyViolation, "slow consumer")
+	return false
+}
+
+func (c *Conn) writeFrame(op ws.OpCode, payload []byte) {
+	n := frame.HeaderLen(len(payload)) + len(payload)
+	b := c.queue().Grow(n)
+	frame.AppendFrame(b[:0], op, payload)
+	c.e.Stats.FramesOut.Add(1)
+}
+
+// Close starts the closing handshake (RFC 6455 7.1.2): a close frame with code and reason is
+// queued; the socket is closed when the peer answers or Config.CloseTimeout passes.
+func (c *Conn) Close(code ws.StatusCode, reason string) {
+	if c.state != stateOpen || c.flags&flagCloseSent != 0 {
+		return
+	}
+	c.sendClose(code, reason)
+	c.state = stateClosing
+	c.since = c.e.loop.Now()
+	c.e.loop.Wheel().Schedule(&c.timer, c.since+int64(c.e.cfg.CloseTimeout))
+}
+
+func (c *Conn) sendClose(code ws.StatusCode, reason string) {
+	c.flags |= flagCloseSent
+	c.closeCode = uint16(code)
+	var buf [2 + 125 + 14]byte
+	f := frame.AppendClose(buf[:0], code, reason)
+	c.queue().Write(f)
+	c.e.Stats.FramesOut.Add(1)
+	c.e.Stats.CloseSent[closeIndex(uint16(code))].Add(1)
+}
+
+// fail fails the WebSocket connection (RFC 6455 7.1.7): a close frame with the error's code, no
+// more input is processed, and the socket is closed when the peer closes its side or the close
+// timeout passes.
+func (c *Conn) fail(code ws.StatusCode, reason string) {
+	c.flags |= flagFailed
+	if c.flags&flagCloseSent == 0 && c.state == stateOpen {
+		c.sendClose(code, reason)
+	}
+	if c.state == stateOpen {
+		c.state = stateClosing
+		c.since = c.e.loop.Now()
+		c.e.loop.Wheel().Schedule(&c.timer, c.since+int64(c.e.cfg.CloseTimeout))
+	}
+	// Half-close after the flush tells the peer we are done even if it never answers the close.
+	c.flags |= flagHangup
+	c.markDirty()
+}
+
+// closeNow closes the socket immediately and reports OnClose. Output not yet flushed is dropped.
+func (c *Conn) closeNow(code ws.StatusCode) {
+	if c.state == stateClosed {
+		return
+	}
+	e := c.e
+	if c.flags&flagCloseSent == 0 && c.flags&flagCloseRecv == 0 {
+		c.closeCode = uint16(code)
+	}
+	c.state = stateClosed
+	e.loop.Wheel().Stop(&c.timer)
+	e.loop.Close(int(c.fd))
+	e.conns[c.fd] = nil
+	e.Stats.Open.Add(-1)
+	e.held.Add(-1)
+	if c.out != nil {
+		c.out.Release()
+		c.out = nil
+	}
+	c.releaseIn()
+	c.releaseMsg()
+	if c.flags&flagOpened != 0 {
+		e.h.OnClose(c, ws.StatusCode(c.closeCode))
+	}
+	// The struct goes back to the pool at the end of the pass (it may be in e.dirty).
+	c.markDirty()
+}
+
+func (c *Conn) releaseIn() {
+	if c.in != nil {
+		c.e.pool.Put(c.in)
+		c.in = nil
+	}
+}
+
+func (c *Conn) releaseMsg() {
+	if c.msg != nil {
+		c.e.pool.Put(c.msg)
+		c.msg = nil
+	}
+}

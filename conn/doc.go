@@ -1,0 +1,23 @@
+// Package conn is the WebSocket connection state machine that runs on a netpoll loop: handshake,
+// frame reading and validation (RFC 6455), message assembly, the outbound queue and its flush,
+// heartbeats and deadlines, backpressure, and the Handler interface applications implement.
+//
+// One Engine serves one netpoll.Loop and implements netpoll.Handler. All of a connection's state
+// is touched only on its loop's goroutine, so it needs no locks; other goroutines reach a
+// connection by posting a task to its loop (Engine.Post).
+//
+// Memory per idle connection is the point of the design:
+//   - Reads land in one read buffer shared by all connections of the loop. Headers are parsed and
+//     payloads unmasked in place; a complete message reaches Handler.OnMessage as a slice of that
+//     buffer, valid only during the call. Only a partial frame left at the end of a read is copied
+//     into a per-connection buffer borrowed from the loop's ringbuf.Pool, and only until it is
+//     complete. A fragmented message is assembled in a pooled buffer until its final frame.
+//   - Output goes to a ringbuf.Queue borrowed while bytes are pending and returned once the
+//     socket has taken them. At the end of each loop pass every connection with output is
+//     flushed with one writev(2).
+//   - Conn structs are pooled per loop: a Conn pointer must not be kept past Handler.OnClose.
+//     Code on other goroutines refers to connections by ID, never by pointer.
+//   - One timer node per connection (embedded netpoll.Timer) serves every deadline: handshake,
+//     ping, pong misses, idle, and close handshake. Receiving a frame does not touch the wheel;
+//     the timer re-computes the next deadline from timestamps when it fires.
+package conn

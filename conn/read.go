@@ -1,0 +1,372 @@
+package conn
+
+import (
+	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
+
+	"github.com/wsgate/wsgate/frame"
+)
+
+// maxReadsPerEvent bounds the reads one connection gets per pass before it is requeued behind the
+// other ready connections of its loop (fairness under a flood).
+const maxReadsPerEvent = 8
+
+// readable reads until the socket is drained (a short read or EAGAIN), the read budget is spent,
+// or the connection closes. The socket is edge-triggered: stopping early requires a Requeue.
+func (c *Conn) readable() {
+	e := c.e
+	for reads := 0; c.state != stateClosed; reads++ {
+		if reads == maxReadsPerEvent {
+			e.loop.Requeue(int(c.fd))
+			return
+		}
+		// Small pending input moves in front of fresh bytes in the shared buffer; a large
+		// partial frame is completed in its own buffer, read into directly.
+		direct := c.in != nil && cap(c.in) > len(e.rbuf)/2
+		var dst []byte
+		if direct {
+			dst = c.in[len(c.in):cap(c.in)]
+		} else {
+			dst = e.rbuf[len(c.in):]
+		}
+		n, err := unix.Read(int(c.fd), dst)
+		if n > 0 {
+			e.Stats.BytesIn.Add(uint64(n))
+			var data []byte
+			if direct {
+				data = c.in[:len(c.in)+n]
+			} else {
+				k := copy(e.rbuf, c.in)
+				data = e.rbuf[:k+n]
+			}
+			c.process(data, direct)
+			if n < len(dst) {
+				return
+			}
+			continue
+		}
+		switch {
+		case err == unix.EAGAIN:
+			return
+		case err == unix.EINTR:
+			continue
+		case n == 0 && err == nil:
+			c.onEOF()
+			return
+		default:
+			e.Stats.ReadErrors.Add(1)
+			c.closeNow(ws.StatusAbnormalClosure)
+			return
+		}
+	}
+}
+
+// onEOF handles the peer closing its side of TCP.
+func (c *Conn) onEOF() {
+	code := ws.StatusAbnormalClosure
+	if c.flags&flagCloseRecv != 0 {
+		code = ws.StatusCode(c.closeCode)
+	}
+	c.closeNow(code)
+}
+
+// process consumes data (all pending input: c.in's bytes followed by the new ones); inIn says
+// whether data aliases c.in. Whatever is left incomplete is kept in c.in.
+func (c *Conn) process(data []byte, inIn bool) {
+	if c.flags&flagFailed != 0 {
+		c.keep(c.awaitClose(data), 0, inIn)
+		return
+	}
+	if c.state == stateClosing && c.flags&flagCloseRecv != 0 {
+		// The close handshake is done: frames after a close are ignored (RFC 6455 5.5.1).
+		c.keep(nil, 0, inIn)
+		return
+	}
+	if c.state == stateHandshake {
+		n := c.handshake(data)
+		if n == 0 || c.state != stateOpen {
+			if c.state == stateHandshake {
+				c.keep(data, 0, inIn)
+			} else {
+				c.keep(nil, 0, inIn)
+			}
+			return
+		}
+		data = data[n:]
+	}
+	rest, need := c.frames(data)
+	if c.state == stateClosed {
+		return
+	}
+	c.keep(rest, need, inIn)
+}
+
+// keep stores the unprocessed tail rest in c.in, sized for need bytes when the frame length is
+// known, and releases c.in when nothing is left.
+func (c *Conn) keep(rest []byte, need int, inIn bool) {
+	if c.state == stateClosed {
+		return
+	}
+	if len(rest) == 0 {
+		c.releaseIn()
+		return
+	}
+	want := max(need, len(rest))
+	if c.in != nil && cap(c.in) >= want {
+		if inIn || len(rest) <= cap(c.in) {
+			c.in = c.in[:copy(c.in[:cap(c.in)], rest)]
+			return
+		}
+	}
+	nb := c.e.pool.Get(want)
+	nb = nb[:copy(nb[:want], rest)]
+	c.releaseIn()
+	c.in = nb
+}
+
+// awaitClose handles input after the connection failed: nothing is processed any more, but the
+// peer's answering close frame, if the byte stream still frames, lets the socket close at once
+// instead of at the close timeout. It returns the incomplete tail to keep.
+func (c *Conn) awaitClose(p []byte) []byte {
+	if c.state != stateClosing || c.flags&flagOpened == 0 {
+		return nil // an HTTP rejection: wait for EOF
+	}
+	for len(p) > 0 {
+		h, hn, err := frame.ParseHeader(p)
+		if err != nil {
+			return nil
+		}
+		if hn == 0 {
+			return p
+		}
+		total := hn + int(h.Length)
+		if h.Length > 125 {
+			return nil // not a frame we will look into: discard
+		}
+		if len(p) < total {
+			return p
+		}
+		if h.OpCode == ws.OpClose {
+			c.flags |= flagCloseRecv
+			c.closeNow(ws.StatusCode(c.closeCode))
+			return nil
+		}
+		p = p[total:]
+	}
+	return nil
+}
+
+// handshake runs the request head in data once it is complete. It returns the bytes consumed (0
+// while the head is incomplete) and leaves the connection open, or closing after an HTTP error.
+func (c *Conn) handshake(data []byte) int {
+	e := c.e
+	end := frame.HeaderEnd(data)
+	if end < 0 {
+		if len(data) > e.cfg.MaxHeaderBytes {
+			c.reject(RejectTooLarge, frame.AppendHTTPError(nil, 431, "", "request header too large\n"))
+		}
+		return 0
+	}
+	if end > e.cfg.MaxHeaderBytes {
+		c.reject(RejectTooLarge, frame.AppendHTTPError(nil, 431, "", "request header too large\n"))
+		return 0
+	}
+	if c.flags&flagOverLimit != 0 {
+		c.reject(RejectMaxConns, frame.AppendHTTPError(nil, 503, "Retry-After: 5\r\n", "server at connection limit\n"))
+		return 0
+	}
+	resp, res := frame.Upgrade(nil, data[:end], e.cfg.Check)
+	if res.Status != 101 {
+		c.reject(rejectIndex(res.Reason), resp)
+		return 0
+	}
+	c.queue().Write(resp)
+	e.Stats.Handshakes.Add(1)
+	now := e.loop.Now()
+	c.state = stateOpen
+	c.flags |= flagOpened
+	c.since, c.lastRecv, c.lastData = now, now, now
+	if e.cfg.MaxMsgRate > 0 {
+		c.tokens, c.tokAt = float64(e.cfg.MsgBurst), now
+	}
+	c.armHeartbeat(now)
+	e.h.OnOpen(c)
+	return end
+}
+
+// reject answers the handshake with an HTTP error and closes once it is flushed.
+func (c *Conn) reject(reason int, resp []byte) {
+	c.e.Stats.Rejects[reason].Add(1)
+	c.queue().Write(resp)
+	c.state = stateClosing
+	c.flags |= flagHangup | flagFailed
+	c.since = c.e.loop.Now()
+	c.e.loop.Wheel().Schedule(&c.timer, c.since+int64(c.e.cfg.CloseTimeout))
+}
+
+// frames parses and handles every complete frame in p. It returns the incomplete tail and, when
+// the tail's header is complete, the tail's full frame size (to size its buffer).
+func (c *Conn) frames(p []byte) (rest []byte, need int) {
+	e := c.e
+	for len(p) > 0 {
+		h, hn, perr := frame.ParseHeader(p)
+		if perr != nil {
+			c.protocolError(perr)
+			return nil, 0
+		}
+		if hn == 0 {
+			return p, 0
+		}
+		if err := frame.CheckHeader(h, c.fragOp != 0); err != nil {
+			c.protocolError(err)
+			return nil, 0
+		}
+		if h.OpCode.IsData() || h.OpCode == ws.OpContinuation {
+			if h.Length > e.cfg.MaxMessage-int64(len(c.msg)) {
+				c.protocolError(frame.ErrMessageTooBig)
+				return nil, 0
+			}
+		}
+		total := hn + int(h.Length)
+		if len(p) < total {
+			return p, total
+		}
+		payload := p[hn:total]
+		frame.Unmask(payload, h.Mask, 0)
+		p = p[total:]
+		e.Stats.FramesIn.Add(1)
+		c.lastRecv = e.loop.Now()
+		c.frame(h, payload)
+		if c.state == stateClosed || c.flags&(flagFailed|flagCloseRecv) != 0 {
+			return nil, 0 // anything after a close or a failure is ignored
+		}
+	}
+	return nil, 0
+}
+
+func (c *Conn) protocolError(err *frame.Error) {
+	c.fail(err.Code, err.Reason)
+}
+
+// frame handles one complete, unmasked frame.
+func (c *Conn) frame(h ws.Header, payload []byte) {
+	switch h.OpCode {
+	case ws.OpPing:
+		if c.flags&flagCloseSent == 0 {
+			c.writeFrame(ws.OpPong, payload)
+		}
+		return
+	case ws.OpPong:
+		return // liveness only (lastRecv)
+	case ws.OpClose:
+		c.onCloseFrame(payload)
+		return
+	}
+	// Data frames: text, binary, continuation. After our close frame, data is dropped while we
+	// wait for the peer's close (RFC 6455 1.4).
+	if c.flags&flagCloseSent != 0 {
+		return
+	}
+	op := h.OpCode
+	if op == ws.OpContinuation {
+		op = c.fragOp
+	} else {
+		c.utf8.Reset()
+		if !c.allow() {
+			return
+		}
+	}
+	if op == ws.OpText && !c.utf8.Write(payload) {
+		c.protocolError(frame.ErrInvalidUTF8)
+		return
+	}
+	if !h.Fin {
+		c.fragOp = op
+		c.appendMsg(payload)
+		return
+	}
+	if op == ws.OpText && !c.utf8.Done() {
+		c.protocolError(frame.ErrInvalidUTF8)
+		return
+	}
+	msg := payload
+	if c.fragOp != 0 {
+		c.appendMsg(payload)
+		msg = c.msg
+	}
+	c.fragOp = 0
+	c.lastData = c.lastRecv
+	c.e.Stats.MessagesIn.Add(1)
+	c.e.h.OnMessage(c, op, msg)
+	c.releaseMsg()
+}
+
+// appendMsg adds a fragment to the message being assembled, growing through the pool.
+func (c *Conn) appendMsg(p []byte) {
+	if len(p) == 0 && c.msg != nil {
+		return
+	}
+	if cap(c.msg)-len(c.msg) < len(p) {
+		nb := c.e.pool.Get(max(len(c.msg)+len(p), 2*cap(c.msg)))
+		nb = append(nb, c.msg...)
+		c.releaseMsg()
+		c.msg = nb
+	}
+	c.msg = append(c.msg, p...)
+}
+
+// allow applies the inbound message rate limit (token bucket).
+func (c *Conn) allow() bool {
+	cfg := &c.e.cfg
+	if cfg.MaxMsgRate <= 0 {
+		return true
+	}
+	now := c.lastRecv
+	c.tokens += float64(now-c.tokAt) * cfg.MaxMsgRate / 1e9
+	c.tokAt = now
+	if c.tokens > float64(cfg.MsgBurst) {
+		c.tokens = float64(cfg.MsgBurst)
+	}
+	if c.tokens < 1 {
+		c.e.Stats.RateLimited.Add(1)
+		c.fail(ws.StatusPolicyViolation, "message rate limit exceeded")
+		return false
+	}
+	c.tokens--
+	return true
+}
+
+// onCloseFrame handles the peer's close frame (RFC 6455 5.5.1, 7.1.5, 7.4).
+func (c *Conn) onCloseFrame(payload []byte) {
+	code, _, err := frame.ParseClose(payload)
+	if err != nil {
+		c.protocolError(err)
+		return
+	}
+	c.flags |= flagCloseRecv
+	c.e.Stats.CloseRecv[closeIndex(uint16(code))].Add(1)
+	if c.flags&flagCloseSent == 0 {
+		// Echo the peer's code; an empty close is answered with an empty close.
+		c.flags |= flagCloseSent
+		c.closeCode = uint16(code)
+		var f []byte
+		var buf [4]byte
+		if code == ws.StatusNoStatusRcvd {
+			f = frame.AppendHeader(buf[:0], true, ws.OpClose, 0)
+		} else {
+			f = frame.AppendClose(buf[:0], code, "")
+		}
+		c.queue().Write(f)
+		c.e.Stats.FramesOut.Add(1)
+		c.e.Stats.CloseSent[closeIndex(uint16(code))].Add(1)
+	} else {
+		c.closeCode = uint16(code)
+	}
+	// The handshake is complete: close TCP as soon as our close frame is out (the server closes
+	// first, RFC 6455 7.1.1).
+	c.state = stateClosing
+	c.flags |= flagHangup
+	c.since = c.e.loop.Now()
+	c.e.loop.Wheel().Schedule(&c.timer, c.since+int64(c.e.cfg.CloseTimeout))
+	c.markDirty()
+}

@@ -1,0 +1,72 @@
+package conn
+
+import "sync/atomic"
+
+// Reject reasons for handshakes, indexes of Stats.Rejects. They are the label values of the
+// wsgate_handshake_rejects_total metric.
+const (
+	RejectMethod = iota
+	RejectUpgrade
+	RejectConnection
+	RejectKey
+	RejectVersion
+	RejectHost
+	RejectMalformed
+	RejectRejected // refused by Config.Check
+	RejectTooLarge // request head over Config.MaxHeaderBytes (431)
+	RejectTimeout  // handshake deadline
+	RejectMaxConns // over Config.MaxConns (503)
+	NumRejects
+)
+
+// RejectNames are the metric label values for the Reject* indexes.
+var RejectNames = [NumRejects]string{
+	"method", "upgrade", "connection", "key", "version", "host", "malformed", "rejected",
+	"too_large", "timeout", "max_conns",
+}
+
+func rejectIndex(reason string) int {
+	for i, n := range RejectNames {
+		if n == reason {
+			return i
+		}
+	}
+	return RejectMalformed
+}
+
+// CloseCodes lists the close codes counted individually in Stats.CloseSent and CloseRecv; every
+// other code is counted under the last slot ("other").
+var CloseCodes = [...]uint16{1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 0}
+
+func closeIndex(code uint16) int {
+	for i, c := range CloseCodes[:len(CloseCodes)-1] {
+		if c == code {
+			return i
+		}
+	}
+	return len(CloseCodes) - 1
+}
+
+// Stats are one Engine's counters. The loop goroutine writes them; any goroutine may read them
+// (they are atomics so that a metrics scrape does not race with the loop).
+type Stats struct {
+	Open          atomic.Int64 // sockets held, handshaking or open
+	Handshakes    atomic.Uint64
+	Rejects       [NumRejects]atomic.Uint64
+	FramesIn      atomic.Uint64
+	FramesOut     atomic.Uint64 // frames queued
+	BytesIn       atomic.Uint64
+	BytesOut      atomic.Uint64
+	MessagesIn    atomic.Uint64
+	Writev        atomic.Uint64
+	CloseSent     [len(CloseCodes)]atomic.Uint64
+	CloseRecv     [len(CloseCodes)]atomic.Uint64
+	PingsSent     atomic.Uint64
+	PingTimeouts  atomic.Uint64
+	IdleTimeouts  atomic.Uint64
+	CloseTimeouts atomic.Uint64
+	SlowConsumers atomic.Uint64
+	RateLimited   atomic.Uint64
+	TimersFired   atomic.Uint64
+	ReadErrors    atomic.Uint64 // resets and other socket errors
+}
