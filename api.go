@@ -1,0 +1,232 @@
+package wsgate
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// maxAPIBody bounds a request body of the HTTP API (a batch of publishes).
+const maxAPIBody = 16 << 20
+
+// routeAPI adds the pub/sub HTTP API (docs/protocol.md) to the admin mux.
+func (p *PubSub) routeAPI(mux *http.ServeMux) {
+	mux.Handle("/api/publish", p.auth(http.HandlerFunc(p.handlePublish)))
+	mux.Handle("/api/broadcast", p.auth(http.HandlerFunc(p.handleBroadcast)))
+	mux.Handle("/api/channels", p.auth(http.HandlerFunc(p.handleChannels)))
+	mux.Handle("/api/stats", p.auth(http.HandlerFunc(p.handleStats)))
+	mux.Handle("/api/", p.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSONError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	})))
+}
+
+// auth requires "Authorization: Bearer <key>" when an API key is configured.
+func (p *PubSub) auth(next http.Handler) http.Handler {
+	if p.cfg.APIKey == "" {
+		return next
+	}
+	want := []byte("Bearer " + p.cfg.APIKey)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := []byte(r.Header.Get("Authorization"))
+		if subtle.ConstantTimeCompare(got, want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="wsgate"`)
+			writeJSONError(w, http.StatusUnauthorized, "missing or wrong API key (Authorization: Bearer <key>)")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeJSONError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// publishBody is one publish of the HTTP API.
+type publishBody struct {
+	Channel string          `json:"channel"`
+	ID      string          `json:"id"`
+	Data    json.RawMessage `json:"data"`
+}
+
+type publishReply struct {
+	Channel   string `json:"channel"`
+	Seq       uint64 `json:"seq,omitempty"`
+	ID        string `json:"id,omitempty"`
+	Delivered int    `json:"delivered"`
+	Duplicate bool   `json:"duplicate,omitempty"`
+}
+
+func decodePublish(line []byte) (publishBody, error) {
+	var b publishBody
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		return b, errors.New("invalid JSON: " + err.Error())
+	}
+	if dec.More() {
+		return b, errors.New("invalid JSON: more than one object (send NDJSON with Content-Type: application/x-ndjson for a batch)")
+	}
+	if err := checkPublish(b.Channel, b.ID, b.Data); err != nil {
+		return b, err
+	}
+	return b, nil
+}
+
+// handlePublish: POST /api/publish with one JSON message, or NDJSON (one per line) for a batch.
+// One message: 200 {"channel","seq","delivered"}, or 208 when its id is a duplicate. A batch:
+// 200 {"delivered": total, "results": [...]}, validated whole before anything is published.
+func (p *PubSub) handlePublish(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeJSONError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAPIBody+1))
+	if err != nil {
+		writeJSONError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		return
+	}
+	if len(body) > maxAPIBody {
+		writeJSONError(w, http.StatusRequestEntityTooLarge, "body over 16 MiB")
+		return
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/x-ndjson" || ct == "application/jsonl" {
+		p.publishBatch(w, body)
+		return
+	}
+	b, err := decodePublish(body)
+	if err != nil {
+		writeJSONError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	out, _ := p.Publish(b.Channel, b.ID, b.Data, true)
+	rep := publishReply{Channel: b.Channel, Seq: out.Seq, ID: b.ID, Delivered: out.Delivered, Duplicate: out.Duplicate}
+	status := http.StatusOK
+	if out.Duplicate {
+		status = http.StatusAlreadyReported
+	}
+	writeJSON(w, status, rep)
+}
+
+func (p *PubSub) publishBatch(w http.ResponseWriter, body []byte) {
+	var batch []publishBody
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 0, 64<<10), maxAPIBody)
+	for n := 1; sc.Scan(); n++ {
+		line := bytes.TrimSpace(sc.Bytes())
+		if len(line) == 0 {
+			continue
+		}
+		b, err := decodePublish(line)
+		if err != nil {
+			writeJSONError(w, http.StatusBadRequest, "line "+strconv.Itoa(n)+": "+err.Error())
+			return
+		}
+		batch = append(batch, b)
+	}
+	if err := sc.Err(); err != nil {
+		writeJSONError(w, http.StatusBadRequest, "reading NDJSON: "+err.Error())
+		return
+	}
+	if len(batch) == 0 {
+		writeJSONError(w, http.StatusBadRequest, "empty batch")
+		return
+	}
+	results := make([]publishReply, len(batch))
+	total := 0
+	for i, b := range batch {
+		out, _ := p.Publish(b.Channel, b.ID, b.Data, true)
+		results[i] = publishReply{Channel: b.Channel, Seq: out.Seq, ID: b.ID, Delivered: out.Delivered, Duplicate: out.Duplicate}
+		total += out.Delivered
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"delivered": total, "results": results})
+}
+
+// handleBroadcast: POST /api/broadcast {"id":"optional","data":...} to every connection.
+func (p *PubSub) handleBroadcast(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		writeJSONError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	var b struct {
+		ID   string          `json:"id"`
+		Data json.RawMessage `json:"data"`
+	}
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxAPIBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil {
+		writeJSONError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
+		return
+	}
+	if err := checkPublish("broadcast", b.ID, b.Data); err != nil {
+		writeJSONError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	n := p.Broadcast(b.ID, b.Data, true)
+	writeJSON(w, http.StatusOK, map[string]int{"delivered": n})
+}
+
+// handleChannels: GET /api/channels lists channels with subscriber counts, sorted by name;
+// ?prefix= filters.
+func (p *PubSub) handleChannels(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		writeJSONError(w, http.StatusMethodNotAllowed, "use GET")
+		return
+	}
+	list := p.table.List()
+	prefix := r.URL.Query().Get("prefix")
+	out := list[:0]
+	for _, c := range list {
+		if strings.HasPrefix(c.Channel, prefix) {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Channel < out[j].Channel })
+	if out == nil {
+		out = list[:0:0]
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"channels": out})
+}
+
+// handleStats: GET /api/stats, the gateway's counters as JSON.
+func (p *PubSub) handleStats(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", "GET")
+		writeJSONError(w, http.StatusMethodNotAllowed, "use GET")
+		return
+	}
+	var slow, open uint64
+	for _, e := range p.s.engines {
+		slow += e.Stats.SlowConsumers.Load()
+		open += uint64(e.Stats.Open.Load())
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"connections":    open,
+		"loops":          len(p.s.loops),
+		"channels":       p.table.Channels.Load(),
+		"subscriptions":  p.subscriptions(),
+		"publishes":      p.table.Publishes.Load(),
+		"deliveries":     p.deliveries.Load(),
+		"duplicates":     p.table.Duplicates.Load(),
+		"broadcasts":     p.broadcasts.Load(),
+		"slow_consumers": slow,
+		"dedup_ids":      p.table.DedupIDs.Load(),
+	})
+}

@@ -1,0 +1,157 @@
+package shard
+
+import (
+	"github.com/wsgate/wsgate/conn"
+)
+
+// member is one subscription in a loop's channel set.
+type member struct {
+	c    *conn.Conn
+	subs *Subs  // the connection's subscription list
+	k    int32  // index of this subscription in subs.list
+	from uint64 // channel sequence when it joined: messages at or below it are not delivered
+}
+
+// loopChannel is one channel's subscribers on one loop.
+type loopChannel struct {
+	ch      *Channel
+	members []member
+}
+
+// Subs is one connection's subscriptions; the application keeps it in the connection's state.
+// Loop goroutine only.
+type Subs struct {
+	list []subRef
+}
+
+type subRef struct {
+	lc  *loopChannel
+	idx int32 // index in lc.members
+}
+
+// Len returns the number of channels subscribed.
+func (s *Subs) Len() int { return len(s.list) }
+
+// Subscribers is one loop's subscriber sets. Loop goroutine only.
+type Subscribers struct {
+	loop     int
+	table    *Table
+	channels map[string]*loopChannel
+
+	Subscriptions int64 // subscriptions on this loop (read via the loop or at scrape as a hint)
+}
+
+// NewSubscribers returns the set for loop number loop of table t.
+func NewSubscribers(t *Table, loop int) *Subscribers {
+	if loop < 0 || loop >= maxLoops {
+		panic("BUG: shard: loop index out of range")
+	}
+	return &Subscribers{loop: loop, table: t, channels: make(map[string]*loopChannel)}
+}
+
+// Subscribe adds c to channel name. It returns the channel's sequence number at the time of
+// joining (the client sees every message after it) and false if c was already subscribed.
+func (s *Subscribers) Subscribe(c *conn.Conn, subs *Subs, name string) (seq uint64, added bool) {
+	lc := s.channels[name]
+	if lc != nil {
+		for _, r := range subs.list {
+			if r.lc == lc {
+				return s.table.Seq(lc.ch), false
+			}
+		}
+		seq = s.table.Seq(lc.ch)
+	} else {
+		var ch *Channel
+		ch, seq = s.table.Join(name, s.loop)
+		lc = &loopChannel{ch: ch}
+		s.channels[name] = lc
+	}
+	lc.members = append(lc.members, member{c: c, subs: subs, k: int32(len(subs.list)), from: seq})
+	subs.list = append(subs.list, subRef{lc: lc, idx: int32(len(lc.members) - 1)})
+	lc.ch.Subscribers.Add(1)
+	s.Subscriptions++
+	return seq, true
+}
+
+// Unsubscribe removes c from channel name; false if it was not subscribed.
+func (s *Subscribers) Unsubscribe(subs *Subs, name string) bool {
+	lc := s.channels[name]
+	if lc == nil {
+		return false
+	}
+	for k, r := range subs.list {
+		if r.lc == lc {
+			s.remove(subs, k)
+			return true
+		}
+	}
+	return false
+}
+
+// UnsubscribeAll removes every subscription of a connection (on close).
+func (s *Subscribers) UnsubscribeAll(subs *Subs) {
+	for len(subs.list) > 0 {
+		s.remove(subs, len(subs.list)-1)
+	}
+}
+
+// remove drops subscription k of subs, swap-removing in both lists so each is O(1).
+func (s *Subscribers) remove(subs *Subs, k int) {
+	r := subs.list[k]
+	lc := r.lc
+	// Out of the channel's member list: the last member takes the hole.
+	last := len(lc.members) - 1
+	if int(r.idx) != last {
+		moved := lc.members[last]
+		lc.members[r.idx] = moved
+		moved.subs.list[moved.k].idx = r.idx
+	}
+	lc.members[last] = member{}
+	lc.members = lc.members[:last]
+	// Out of the connection's list.
+	lastK := len(subs.list) - 1
+	if k != lastK {
+		moved := subs.list[lastK]
+		subs.list[k] = moved
+		moved.lc.members[moved.idx].k = int32(k)
+	}
+	subs.list[lastK] = subRef{}
+	subs.list = subs.list[:lastK]
+
+	lc.ch.Subscribers.Add(-1)
+	s.Subscriptions--
+	if len(lc.members) == 0 {
+		delete(s.channels, lc.ch.Name)
+		s.table.Leave(lc.ch, s.loop)
+	}
+}
+
+// Deliver queues frame (an encoded, immutable WebSocket frame) on every subscriber of channel
+// name on this loop that joined before seq, and returns how many it reached. Connections whose
+// queue is over its limit are closed by conn (slow consumer) and not counted. It allocates
+// nothing once the connections' queues are warm.
+func (s *Subscribers) Deliver(name string, seq uint64, frame []byte) int {
+	lc := s.channels[name]
+	if lc == nil {
+		return 0
+	}
+	n := 0
+	// Closing a slow consumer unsubscribes it (OnClose) and swap-removes it from members, so
+	// walk from the end: a removal only moves an already-visited member.
+	for i := len(lc.members) - 1; i >= 0; i-- {
+		if i >= len(lc.members) {
+			continue
+		}
+		m := &lc.members[i]
+		if m.from >= seq {
+			continue
+		}
+		if m.c.WriteFrame(frame) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Channels returns the number of channels with subscribers on this loop.
+func (s *Subscribers) Channels() int { return len(s.channels) }
