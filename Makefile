@@ -1,0 +1,49 @@
+# wsgate: `make run` runs the server, `make test` runs every test. See README.md.
+GO      ?= go
+BIN     ?= bin
+ARGS    ?= -mode echo
+FUZZTIME ?= 20s
+
+.PHONY: build run test check bench fuzz loadtest compare clean
+
+build:
+	$(GO) build -o $(BIN)/wsgate ./cmd/wsgate
+	$(GO) build -o $(BIN)/wsbench ./cmd/wsbench
+
+# Runs the server in the foreground on ws://127.0.0.1:8080/ (admin on 127.0.0.1:9090).
+# Pass other flags with ARGS, e.g. `make run ARGS="-mode pubsub -client-publish"`.
+run:
+	$(GO) build -o $(BIN)/wsgate ./cmd/wsgate
+	./$(BIN)/wsgate $(ARGS)
+
+test:
+	$(GO) test -race -shuffle=on ./...
+
+# gofmt, go vet and the import-direction rules of docs/architecture.md.
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	bash .ci/imports.sh
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./ringbuf ./frame ./netpoll ./conn ./shard .
+
+# Runs every fuzz target for FUZZTIME each.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+# A short smoke run of every wsbench scenario against a local wsgate.
+loadtest:
+	bash bench/loadtest.sh
+
+# Builds wsgate, wsbench and the peer servers and compares them (writes docs/benchmarks.md).
+compare:
+	bash bench/peers/compare.sh
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,60 @@
+package wsgate
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+)
+
+// startAdmin serves /metrics, /healthz and /debug/pprof/ (and the pub/sub API when enabled) on
+// Config.AdminAddr with net/http: this listener carries a few requests a second, not the data path.
+func (s *Server) startAdmin() error {
+	ln, err := net.Listen("tcp", s.cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		s.metrics.WritePrometheus(w)
+	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-s.stopped:
+			http.Error(w, "shutting down\n", http.StatusServiceUnavailable)
+		default:
+			fmt.Fprintf(w, "ok\nconnections %d\n", s.held.Load())
+		}
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if s.pubsub != nil {
+		s.pubsub.routeAPI(mux)
+	}
+	s.adminLn = ln
+	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	s.adminDone = make(chan struct{})
+	go func() {
+		defer close(s.adminDone)
+		if err := s.admin.Serve(ln); err != nil && err != http.ErrServerClosed {
+			s.log.Error("admin listener failed", "err", err)
+		}
+	}()
+	return nil
+}
+
+func (s *Server) stopAdmin() {
+	if s.admin == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s.admin.Shutdown(ctx)
+	<-s.adminDone
+}

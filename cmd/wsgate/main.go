@@ -1,0 +1,256 @@
+// Command wsgate is the WebSocket server: a pub/sub gateway by default, an echo server with
+// -mode echo, and `wsgate sysctl show|check|apply` for the bundled kernel profile.
+// Every flag can also be set with the environment variable WSGATE_<FLAG> (upper case, dashes as
+// underscores); a flag on the command line wins over the environment.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/wsgate/wsgate"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr, nil))
+}
+
+// options are the parsed flags.
+type options struct {
+	cfg       wsgate.Config
+	logLevel  string
+	logFormat string
+}
+
+// newFlagSet declares every flag of the server into o.
+func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("wsgate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := &o.cfg
+	fs.StringVar(&c.Mode, "mode", wsgate.ModePubSub, "application: pubsub (channels, HTTP publish API) or echo (benchmarks, conformance)")
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "WebSocket listen address; every path upgrades")
+	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:9090", "admin HTTP address for /metrics, /healthz, /debug/pprof/ and the API; empty disables it")
+	fs.IntVar(&c.Loops, "loops", 0, "event loops, each with its own SO_REUSEPORT listener (0 = one per CPU)")
+	fs.Var((*cpuList)(&c.CPUs), "cpus", "pin loop i to the i-th CPU of this comma-separated list, e.g. 0,1 (empty = no pinning)")
+	fs.IntVar(&c.Backlog, "backlog", 0, "listen backlog (0 = as large as net.core.somaxconn allows)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long to wait for close handshakes before exiting")
+	cc := &c.Conn
+	cc.MaxMessage = 16 << 20
+	fs.Var((*byteSize)(&cc.MaxMessage), "max-message", "largest message accepted (bytes; K, KiB, M, MiB suffixes); larger ones close with 1009")
+	fs.DurationVar(&cc.HandshakeTimeout, "handshake-timeout", 5*time.Second, "time a new connection has to complete the WebSocket handshake")
+	fs.DurationVar(&cc.PingInterval, "ping-interval", 25*time.Second, "ping each connection this often (jittered per connection); 0 disables pings")
+	fs.IntVar(&cc.PongMisses, "pong-misses", 3, "close a connection after this many ping intervals without any frame from it")
+	fs.DurationVar(&cc.IdleTimeout, "idle-timeout", 0, "close connections that sent no data frame for this long (0 = never)")
+	fs.DurationVar(&cc.CloseTimeout, "close-timeout", 3*time.Second, "after the server sends a close frame, how long the peer has to answer")
+	maxQueue := int64(1 << 20)
+	fs.Func("max-queue", "outbound bytes queued per connection before it is closed with 1008 \"slow consumer\" (default 1MiB)", func(v string) error {
+		if err := (*byteSize)(&maxQueue).Set(v); err != nil {
+			return err
+		}
+		cc.MaxQueue = int(maxQueue)
+		return nil
+	})
+	cc.MaxQueue = int(maxQueue)
+	fs.Int64Var(&cc.MaxConns, "max-conns", 0, "connections held at once; excess upgrades get HTTP 503 (0 = derived from the open-files limit)")
+	fs.Float64Var(&cc.MaxMsgRate, "max-msg-rate", 0, "inbound messages per second per connection, token bucket; excess closes with 1008 (0 = unlimited)")
+	fs.IntVar(&cc.MsgBurst, "msg-burst", 0, "token bucket size for -max-msg-rate (0 = the rate, at least 1)")
+	ps := &c.PubSub
+	fs.BoolVar(&ps.ClientPublish, "client-publish", false, `pubsub: let WebSocket clients publish with {"op":"publish"}`)
+	fs.StringVar(&ps.APIKey, "api-key", "", "pubsub: require \"Authorization: Bearer <key>\" on /api/ requests (prefer the env var)")
+	fs.DurationVar(&ps.DedupWindow, "dedup-window", 30*time.Minute, "pubsub: remember publish ids per channel this long; a repeat is not delivered again (0 disables)")
+	fs.IntVar(&ps.DedupMaxIDs, "dedup-max-ids", 100000, "pubsub: most publish ids remembered across all channels (bounds dedup memory; oldest forgotten first)")
+	fs.IntVar(&ps.MaxChannels, "max-channels", 128, "pubsub: channels one connection may subscribe to")
+	fs.IntVar(&ps.MaxErrors, "max-errors", 10, "pubsub: bad requests a connection may send before it is closed with 1008")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	return fs
+}
+
+// envName is the environment variable that sets a flag.
+func envName(flagName string) string {
+	return "WSGATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// parse applies the environment, then the command line.
+func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if envErr != nil {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("invalid value %q for %s: %v", v, envName(f.Name), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return envErr
+	}
+	return fs.Parse(args)
+}
+
+func usage(fs *flag.FlagSet, w io.Writer) func() {
+	return func() {
+		fmt.Fprintf(w, `wsgate: a WebSocket server for very many connections
+
+Usage:
+  wsgate [flags]                       run the server (pub/sub gateway; -mode echo for an echo server)
+  wsgate sysctl show|check|apply ...   the bundled kernel profile (wsgate sysctl -h)
+
+Flags (each also read from the environment variable shown):
+`)
+		fs.VisitAll(func(f *flag.Flag) {
+			name, help := flag.UnquoteUsage(f)
+			fmt.Fprintf(w, "  -%s %s\n    \t%s", f.Name, name, help)
+			if f.DefValue != "" && f.DefValue != "0" && f.DefValue != "0s" && f.DefValue != "[]" {
+				fmt.Fprintf(w, " (default %s)", f.DefValue)
+			}
+			fmt.Fprintf(w, "\n    \tenv %s\n", envName(f.Name))
+		})
+	}
+}
+
+// run is main with its dependencies injected; ready, when non-nil, receives the started server
+// (tests use it to find the bound addresses and to stop it).
+func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) int {
+	if len(args) > 0 && args[0] == "sysctl" {
+		return sysctlMain(args[1:], stdout, stderr)
+	}
+	var o options
+	fs := newFlagSet(&o, stderr)
+	fs.Usage = usage(fs, stderr)
+	if err := parse(fs, args, os.Getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "wsgate:", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "wsgate: unexpected argument %q (see wsgate -h)\n", fs.Arg(0))
+		return 2
+	}
+	logger, err := newLogger(stderr, o.logLevel, o.logFormat)
+	if err != nil {
+		fmt.Fprintln(stderr, "wsgate:", err)
+		return 2
+	}
+	o.cfg.Logger = logger
+	if o.cfg.Conn.PingInterval == 0 {
+		o.cfg.Conn.PingInterval = -1 // the flag's 0 means off; the library's 0 means default
+	}
+	if o.cfg.PubSub.DedupWindow == 0 {
+		o.cfg.PubSub.DedupWindow = -1 // likewise
+	}
+	prepareHost(&o.cfg, logger)
+	srv, err := wsgate.New(o.cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "wsgate:", err)
+		return 2
+	}
+	if err := srv.Start(); err != nil {
+		logger.Error("start failed", "err", err)
+		return 1
+	}
+	if ready != nil {
+		ready <- srv
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	select {
+	case s := <-sig:
+		logger.Info("signal received; shutting down", "signal", s.String(), "connections", srv.Connections(),
+			"timeout", o.cfg.ShutdownTimeout)
+	case err := <-srv.Err():
+		logger.Error("event loop failed; shutting down", "err", err)
+		srv.Close()
+		return 1
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		logger.Warn("shutdown incomplete", "err", err)
+	} else {
+		logger.Info("shutdown complete")
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("-log-format %q: want text or json", format)
+}
+
+// cpuList is a comma-separated list of CPU numbers.
+type cpuList []int
+
+func (c *cpuList) String() string {
+	if c == nil {
+		return ""
+	}
+	s := make([]string, len(*c))
+	for i, v := range *c {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ",")
+}
+
+func (c *cpuList) Set(v string) error {
+	*c = nil
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a CPU number", f)
+		}
+		*c = append(*c, n)
+	}
+	return nil
+}
+
+// byteSize is a byte count with an optional K/KiB/M/MiB/G/GiB suffix (all powers of 1024).
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+
+func (b *byteSize) Set(v string) error {
+	s := strings.TrimSpace(v)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return fmt.Errorf("%q is not a byte size (e.g. 1048576, 64KiB, 16MiB)", v)
+	}
+	*b = byteSize(n * mult)
+	return nil
+}

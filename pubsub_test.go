@@ -1,0 +1,360 @@
+package wsgate
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+func pubsubServer(t testing.TB, cfg Config) *Server {
+	cfg.Mode = ModePubSub
+	if cfg.AdminAddr == "" {
+		cfg.AdminAddr = "127.0.0.1:0"
+	}
+	return startServer(t, cfg)
+}
+
+// msg is any server -> client message.
+type msg struct {
+	Op      string          `json:"op"`
+	Channel string          `json:"channel"`
+	Seq     uint64          `json:"seq"`
+	ID      string          `json:"id"`
+	Data    json.RawMessage `json:"data"`
+	Code    int             `json:"code"`
+	Reason  string          `json:"reason"`
+}
+
+type sub struct {
+	t testing.TB
+	c *websocket.Conn
+}
+
+func dialSub(t testing.TB, s *Server) *sub {
+	t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial(wsURL(s, "/"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &sub{t: t, c: c}
+}
+
+func (s *sub) send(v string) {
+	s.t.Helper()
+	if err := s.c.WriteMessage(websocket.TextMessage, []byte(v)); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+func (s *sub) read() msg {
+	s.t.Helper()
+	s.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, b, err := s.c.ReadMessage()
+	if err != nil {
+		s.t.Fatalf("read: %v", err)
+	}
+	var m msg
+	if err := json.Unmarshal(b, &m); err != nil {
+		s.t.Fatalf("server sent invalid JSON %q: %v", b, err)
+	}
+	return m
+}
+
+func (s *sub) subscribe(ch string) uint64 {
+	s.t.Helper()
+	s.send(`{"op":"subscribe","channel":"` + ch + `"}`)
+	m := s.read()
+	if m.Op != "subscribed" || m.Channel != ch {
+		s.t.Fatalf("subscribe reply %+v", m)
+	}
+	return m.Seq
+}
+
+func apiPost(t testing.TB, s *Server, path, key, ctype, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", "http://"+s.AdminAddr()+path, strings.NewReader(body))
+	if ctype != "" {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("%s: non-JSON reply %q", path, b)
+	}
+	return resp.StatusCode, out
+}
+
+func apiGet(t testing.TB, s *Server, path, key string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+s.AdminAddr()+path, nil)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out
+}
+
+// TestPubSubDeliveryAcrossLoops: subscribers spread over three loops all receive an HTTP publish,
+// the reply counts them, unsubscribed clients stop receiving, and /api/channels lists the channel.
+func TestPubSubDeliveryAcrossLoops(t *testing.T) {
+	s := pubsubServer(t, Config{Loops: 3})
+	var subs []*sub
+	for i := 0; i < 12; i++ {
+		c := dialSub(t, s)
+		if seq := c.subscribe("news"); seq != 0 {
+			t.Fatalf("first subscribe seq %d, want 0", seq)
+		}
+		subs = append(subs, c)
+	}
+	st, rep := apiPost(t, s, "/api/publish", "", "", `{"channel":"news","data":{"headline":"hi"}}`)
+	if st != 200 || rep["delivered"] != float64(12) || rep["seq"] != float64(1) {
+		t.Fatalf("publish: %d %v", st, rep)
+	}
+	for i, c := range subs {
+		m := c.read()
+		if m.Op != "message" || m.Channel != "news" || m.Seq != 1 || string(m.Data) != `{"headline":"hi"}` {
+			t.Fatalf("sub %d got %+v", i, m)
+		}
+	}
+	subs[0].send(`{"op":"unsubscribe","channel":"news"}`)
+	if m := subs[0].read(); m.Op != "unsubscribed" {
+		t.Fatalf("unsubscribe reply %+v", m)
+	}
+	_, rep = apiPost(t, s, "/api/publish", "", "", `{"channel":"news","id":"m2","data":2}`)
+	if rep["delivered"] != float64(11) {
+		t.Fatalf("after unsubscribe delivered %v, want 11", rep["delivered"])
+	}
+	for _, c := range subs[1:] {
+		if m := c.read(); m.Seq != 2 || m.ID != "m2" || string(m.Data) != "2" {
+			t.Fatalf("got %+v", m)
+		}
+	}
+	_, ch := apiGet(t, s, "/api/channels", "")
+	list := ch["channels"].([]any)
+	if len(list) != 1 || list[0].(map[string]any)["subscribers"] != float64(11) {
+		t.Fatalf("channels %v", ch)
+	}
+	// A late subscriber is told the current seq and gets only what follows.
+	late := dialSub(t, s)
+	if seq := late.subscribe("news"); seq != 2 {
+		t.Fatalf("late subscriber seq %d, want 2", seq)
+	}
+}
+
+// TestPubSubOrderUnderConcurrentPublishes: concurrent publishers on one channel; every subscriber
+// sees seq 1..N contiguous and in order, and each publisher's messages in its own order.
+func TestPubSubOrderUnderConcurrentPublishes(t *testing.T) {
+	s := pubsubServer(t, Config{Loops: 3})
+	var subs []*sub
+	for i := 0; i < 9; i++ {
+		c := dialSub(t, s)
+		c.subscribe("ticks")
+		subs = append(subs, c)
+	}
+	const publishers, each = 4, 100
+	var wg sync.WaitGroup
+	for p := 0; p < publishers; p++ {
+		wg.Add(1)
+		go func(p int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				body := fmt.Sprintf(`{"channel":"ticks","data":{"p":%d,"i":%d}}`, p, i)
+				resp, err := http.Post("http://"+s.AdminAddr()+"/api/publish", "application/json", strings.NewReader(body))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+			}
+		}(p)
+	}
+	wg.Wait()
+	for si, c := range subs {
+		last := map[int]int{}
+		for want := uint64(1); want <= publishers*each; want++ {
+			m := c.read()
+			if m.Seq != want {
+				t.Fatalf("sub %d: seq %d, want %d (gap or reorder)", si, m.Seq, want)
+			}
+			var d struct{ P, I int }
+			json.Unmarshal(m.Data, &d)
+			if prev, ok := last[d.P]; ok && d.I != prev+1 {
+				t.Fatalf("sub %d: publisher %d message %d after %d", si, d.P, d.I, prev)
+			}
+			last[d.P] = d.I
+		}
+	}
+}
+
+// TestPubSubBatchAndDedup: NDJSON batches, duplicate ids over HTTP (208) and WebSocket.
+func TestPubSubBatchAndDedup(t *testing.T) {
+	s := pubsubServer(t, Config{PubSub: PubSubConfig{ClientPublish: true}})
+	c := dialSub(t, s)
+	c.subscribe("a")
+	st, rep := apiPost(t, s, "/api/publish", "", "application/x-ndjson",
+		"{\"channel\":\"a\",\"id\":\"x1\",\"data\":1}\n{\"channel\":\"a\",\"id\":\"x2\",\"data\":2}\n\n{\"channel\":\"a\",\"id\":\"x1\",\"data\":1}\n")
+	if st != 200 || rep["delivered"] != float64(2) {
+		t.Fatalf("batch: %d %v", st, rep)
+	}
+	res := rep["results"].([]any)
+	if res[2].(map[string]any)["duplicate"] != true {
+		t.Fatalf("third line not a duplicate: %v", res)
+	}
+	st, rep = apiPost(t, s, "/api/publish", "", "", `{"channel":"a","id":"x2","data":2}`)
+	if st != http.StatusAlreadyReported || rep["duplicate"] != true {
+		t.Fatalf("duplicate publish: %d %v", st, rep)
+	}
+	// The same id on another channel is not a duplicate.
+	if st, _ = apiPost(t, s, "/api/publish", "", "", `{"channel":"b","id":"x2","data":2}`); st != 200 {
+		t.Fatalf("same id, other channel: %d", st)
+	}
+	// From a client: ack, then duplicate.
+	p := dialSub(t, s)
+	p.send(`{"op":"publish","channel":"a","id":"w1","data":"hello"}`)
+	if m := p.read(); m.Op != "published" || m.Seq != 3 || m.ID != "w1" {
+		t.Fatalf("publish ack %+v", m)
+	}
+	p.send(`{"op":"publish","channel":"a","id":"w1","data":"hello"}`)
+	if m := p.read(); m.Op != "duplicate" || m.ID != "w1" {
+		t.Fatalf("duplicate reply %+v", m)
+	}
+	for want := uint64(1); want <= 3; want++ {
+		if m := c.read(); m.Seq != want {
+			t.Fatalf("subscriber got seq %d, want %d", m.Seq, want)
+		}
+	}
+	// Nothing else arrives: the next message is a fresh publish with seq 4.
+	apiPost(t, s, "/api/publish", "", "", `{"channel":"a","data":"last"}`)
+	if m := c.read(); m.Seq != 4 || string(m.Data) != `"last"` {
+		t.Fatalf("after duplicates got %+v", m)
+	}
+}
+
+// TestPubSubAPIAuthAndErrors: the API key, malformed requests and method errors.
+func TestPubSubAPIAuthAndErrors(t *testing.T) {
+	s := pubsubServer(t, Config{PubSub: PubSubConfig{APIKey: "s3cret"}})
+	if st, _ := apiPost(t, s, "/api/publish", "", "", `{"channel":"a","data":1}`); st != 401 {
+		t.Fatalf("no key: %d", st)
+	}
+	if st, _ := apiPost(t, s, "/api/publish", "wrong", "", `{"channel":"a","data":1}`); st != 401 {
+		t.Fatalf("wrong key: %d", st)
+	}
+	if st, _ := apiGet(t, s, "/api/stats", ""); st != 401 {
+		t.Fatalf("stats without key: %d", st)
+	}
+	if st, _ := apiPost(t, s, "/api/publish", "s3cret", "", `{"channel":"a","data":1}`); st != 200 {
+		t.Fatalf("right key: %d", st)
+	}
+	for _, body := range []string{`not json`, `{"channel":"a"}`, `{"channel":"bad name","data":1}`, `{"channel":"a","data":1,"extra":2}`, `{"channel":"a","data":{}} {"channel":"a","data":{}}`} {
+		if st, rep := apiPost(t, s, "/api/publish", "s3cret", "", body); st != 400 || rep["error"] == "" {
+			t.Fatalf("body %q: %d %v", body, st, rep)
+		}
+	}
+	if st, rep := apiPost(t, s, "/api/publish", "s3cret", "application/x-ndjson", "{\"channel\":\"a\",\"data\":1}\nnope\n"); st != 400 || !strings.Contains(rep["error"].(string), "line 2") {
+		t.Fatalf("bad batch line: %d %v", st, rep)
+	}
+	if st, _ := apiGet(t, s, "/api/publish", "s3cret"); st != 405 {
+		t.Fatalf("GET publish: %d", st)
+	}
+	if st, rep := apiGet(t, s, "/api/stats", "s3cret"); st != 200 || rep["publishes"] != float64(1) {
+		t.Fatalf("stats: %d %v", st, rep)
+	}
+	// /metrics and /healthz stay open without the key.
+	resp, err := http.Get("http://" + s.AdminAddr() + "/metrics")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("metrics: %v %v", err, resp)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"wsgate_publishes_total 1", "wsgate_connections_open", "wsgate_fanout_seconds_bucket", "wsgate_loop_pass_seconds_bucket", `wsgate_handshake_rejects_total{reason="version"}`} {
+		if !bytes.Contains(b, []byte(name)) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+}
+
+// TestPubSubBroadcast reaches every connection, subscribed or not.
+func TestPubSubBroadcast(t *testing.T) {
+	s := pubsubServer(t, Config{Loops: 2})
+	var cs []*sub
+	for i := 0; i < 6; i++ {
+		cs = append(cs, dialSub(t, s))
+	}
+	cs[0].subscribe("x") // make sure every connection is open before broadcasting
+	for _, c := range cs[1:] {
+		c.subscribe("y")
+	}
+	st, rep := apiPost(t, s, "/api/broadcast", "", "", `{"id":"b1","data":{"maintenance":true}}`)
+	if st != 200 || rep["delivered"] != float64(6) {
+		t.Fatalf("broadcast: %d %v", st, rep)
+	}
+	for _, c := range cs {
+		if m := c.read(); m.Op != "broadcast" || m.ID != "b1" || string(m.Data) != `{"maintenance":true}` {
+			t.Fatalf("got %+v", m)
+		}
+	}
+}
+
+// TestPubSubInvalidInput: every bad request gets an error reply; repeated abuse is closed 1008.
+func TestPubSubInvalidInput(t *testing.T) {
+	s := pubsubServer(t, Config{PubSub: PubSubConfig{MaxChannels: 2, MaxErrors: 7}})
+	c := dialSub(t, s)
+	cases := []struct {
+		send string
+		code int
+	}{
+		{`{oops`, 400},
+		{`{"op":"dance"}`, 400},
+		{`{"op":"subscribe","channel":"has space"}`, 422},
+		{`{"op":"subscribe","channel":""}`, 422},
+		{`{"op":"publish","channel":"a","data":1}`, 403},
+		{`{"op":"unsubscribe","channel":"never"}`, 404},
+	}
+	for _, tc := range cases {
+		c.send(tc.send)
+		if m := c.read(); m.Op != "error" || m.Code != tc.code || m.Reason == "" {
+			t.Fatalf("%s: got %+v, want error %d", tc.send, m, tc.code)
+		}
+	}
+	c.subscribe("one")
+	c.subscribe("two")
+	c.send(`{"op":"subscribe","channel":"three"}`)
+	if m := c.read(); m.Code != 429 {
+		t.Fatalf("third channel: %+v", m)
+	}
+	// That was the 7th error: the connection is closed with 1008.
+	c.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, _, err := c.c.ReadMessage()
+	if ce, ok := err.(*websocket.CloseError); !ok || ce.Code != 1008 {
+		t.Fatalf("after repeated errors: %v, want close 1008", err)
+	}
+	// Binary frames are refused with an error, not a crash.
+	d := dialSub(t, s)
+	d.c.WriteMessage(websocket.BinaryMessage, []byte{1, 2, 3})
+	if m := d.read(); m.Code != 400 {
+		t.Fatalf("binary: %+v", m)
+	}
+}
