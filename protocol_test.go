@@ -106,18 +106,20 @@ func TestHandshakeRejections(t *testing.T) {
 		name, req string
 		status    int
 		header    string
+		reason    string
 	}{
-		{"POST", strings.Replace(good, "GET", "POST", 1), 405, ""},
-		{"no upgrade header", strings.Replace(good, "Upgrade: websocket\r\n", "", 1), 400, ""},
-		{"wrong upgrade", strings.Replace(good, "Upgrade: websocket", "Upgrade: h2c", 1), 400, ""},
-		{"no connection header", strings.Replace(good, "Connection: Upgrade\r\n", "", 1), 400, ""},
-		{"no key", strings.Replace(good, "Sec-WebSocket-Key: "+testKey+"\r\n", "", 1), 400, ""},
-		{"short key", strings.Replace(good, testKey, "c2hvcnQ=", 1), 400, ""},
-		{"version 8", strings.Replace(good, "Version: 13", "Version: 8", 1), 426, "sec-websocket-version"},
-		{"plain HTTP GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 400, ""},
-		{"not HTTP at all", "\x16\x03\x01 hello tls?\r\n\r\n", 400, ""},
-		{"header over 8 KiB", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 9000) + "\r\n\r\n", 431, ""},
-		{"unterminated header over 8 KiB", "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", 9000), 431, ""},
+		{"POST", strings.Replace(good, "GET", "POST", 1), 405, "", "method"},
+		{"no upgrade header", strings.Replace(good, "Upgrade: websocket\r\n", "", 1), 400, "", "upgrade"},
+		{"wrong upgrade", strings.Replace(good, "Upgrade: websocket", "Upgrade: h2c", 1), 400, "", "upgrade"},
+		{"no connection header", strings.Replace(good, "Connection: Upgrade\r\n", "", 1), 400, "", "connection"},
+		{"no key", strings.Replace(good, "Sec-WebSocket-Key: "+testKey+"\r\n", "", 1), 400, "", "key"},
+		{"short key", strings.Replace(good, testKey, "c2hvcnQ=", 1), 400, "", "key"},
+		{"version 8", strings.Replace(good, "Version: 13", "Version: 8", 1), 426, "sec-websocket-version", "version"},
+		{"HTTP/1.0", strings.Replace(good, "HTTP/1.1", "HTTP/1.0", 1), 505, "", "proto"},
+		{"plain HTTP GET", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 400, "", "upgrade"},
+		{"not HTTP at all", "\x16\x03\x01 hello tls?\r\n\r\n", 400, "", "malformed"},
+		{"header over 8 KiB", "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 9000) + "\r\n\r\n", 431, "", "too_large"},
+		{"unterminated header over 8 KiB", "GET / HTTP/1.1\r\nX: " + strings.Repeat("a", 9000), 431, "", "too_large"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -132,6 +134,9 @@ func TestHandshakeRejections(t *testing.T) {
 			}
 			r.c.(*net.TCPConn).CloseWrite()
 			r.expectEOF()
+			if v := metricValue(t, s, `wsgate_handshake_rejects_total{reason="`+tc.reason+`"}`); v < 1 {
+				t.Fatalf("rejection not counted under reason %q", tc.reason)
+			}
 		})
 	}
 }

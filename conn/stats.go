@@ -1,18 +1,24 @@
 package conn
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/wsgate/wsgate/frame"
+)
 
 // Reject reasons for handshakes, indexes of Stats.Rejects. They are the label values of the
-// wsgate_handshake_rejects_total metric.
+// wsgate_handshake_rejects_total metric: frame's Result.Reason labels, then the engine's own.
 const (
-	RejectMethod = iota
+	RejectMalformed = iota
+	RejectProto
+	RejectMethod
+	RejectHost
 	RejectUpgrade
 	RejectConnection
 	RejectKey
 	RejectVersion
-	RejectHost
-	RejectMalformed
 	RejectRejected // refused by Config.Check
+	RejectInternal
 	RejectTooLarge // request head over Config.MaxHeaderBytes (431)
 	RejectTimeout  // handshake deadline
 	RejectMaxConns // over Config.MaxConns (503)
@@ -21,8 +27,9 @@ const (
 
 // RejectNames are the metric label values for the Reject* indexes.
 var RejectNames = [NumRejects]string{
-	"method", "upgrade", "connection", "key", "version", "host", "malformed", "rejected",
-	"too_large", "timeout", "max_conns",
+	frame.ReasonMalformed, frame.ReasonProto, frame.ReasonMethod, frame.ReasonHost,
+	frame.ReasonUpgrade, frame.ReasonConnection, frame.ReasonKey, frame.ReasonVersion,
+	frame.ReasonRejected, frame.ReasonInternal, "too_large", "timeout", "max_conns",
 }
 
 func rejectIndex(reason string) int {

@@ -1,0 +1,81 @@
+package wsgate
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/frame"
+)
+
+// FuzzPublishBody: the HTTP publish parser never panics, and whatever it accepts encodes into a
+// frame whose payload is valid JSON carrying the same channel, id and data.
+func FuzzPublishBody(f *testing.F) {
+	f.Add([]byte(`{"channel":"news","id":"a\"b","data":{"x":[1,2]}}`))
+	f.Add([]byte(`{"channel":"n","data":"\u0001"}`))
+	f.Add([]byte(`{"channel":"bad name","data":1}`))
+	f.Add([]byte(`{"channel":"n","data":1} trailing`))
+	f.Add([]byte(`{"channel":"n","id":"\u0000\n","data":null}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		b, err := decodePublish(body)
+		if err != nil {
+			return
+		}
+		fr := encodeMessage(b.Channel, 7, b.ID, b.Data)
+		h, n, perr := frame.ParseHeader(fr)
+		if perr != nil || n == 0 || h.OpCode != ws.OpText || !h.Fin || int(h.Length) != len(fr)-n {
+			t.Fatalf("bad frame header for %q", body)
+		}
+		var m struct {
+			Op, Channel, ID string
+			Seq             uint64
+			Data            json.RawMessage
+		}
+		if err := json.Unmarshal(fr[n:], &m); err != nil {
+			t.Fatalf("encoded message is not JSON: %q: %v", fr[n:], err)
+		}
+		if m.Op != "message" || m.Channel != b.Channel || m.ID != b.ID || m.Seq != 7 {
+			t.Fatalf("round trip: %+v from %q", m, body)
+		}
+		if strings.TrimSpace(string(m.Data)) != strings.TrimSpace(string(b.Data)) {
+			t.Fatalf("data %q became %q", b.Data, m.Data)
+		}
+	})
+}
+
+// FuzzAppendJSONString: any valid UTF-8 string survives a JSON round trip.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", "quote\"back\\slash", "\x00\x1f\x7f", "κόσμε", "\u2028"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !frame.ValidUTF8([]byte(s)) {
+			return
+		}
+		b := appendJSONString(nil, s)
+		if len(b) != jsonStringLen(s) {
+			t.Fatalf("length %d, predicted %d", len(b), jsonStringLen(s))
+		}
+		var got string
+		if err := json.Unmarshal(b, &got); err != nil || got != s {
+			t.Fatalf("%q -> %s -> %q, %v", s, b, got, err)
+		}
+	})
+}
+
+// FuzzValidChannel: accepted names need no escaping in JSON.
+func FuzzValidChannel(f *testing.F) {
+	f.Add("news")
+	f.Add("a/b:c@d.e-f_g")
+	f.Add("x\"y")
+	f.Fuzz(func(t *testing.T, name string) {
+		if !ValidChannel(name) {
+			return
+		}
+		if string(appendJSONString(nil, name)) != `"`+name+`"` {
+			t.Fatalf("valid channel %q needs escaping", name)
+		}
+	})
+}
