@@ -223,3 +223,25 @@ func TestMaxConnsRefusedWith503(t *testing.T) {
 	c.Close()
 	held[1].Close()
 }
+
+// TestHalfCloseStillAnswered: a client that sends its request (or a bad one) and shuts down its
+// write side at once still gets the whole response before the server closes.
+func TestHalfCloseStillAnswered(t *testing.T) {
+	s := echoServer(t)
+	for _, tc := range []struct {
+		req    []byte
+		status int
+	}{
+		{[]byte(upgradeRequest("/")), 101},
+		{[]byte("POST / HTTP/1.1\r\nHost: x\r\n\r\n"), 405},
+	} {
+		r := dialRaw(t, s)
+		r.write(tc.req)
+		r.c.(*net.TCPConn).CloseWrite()
+		if st, _ := r.readHTTP(); st != tc.status {
+			t.Fatalf("status %d, want %d", st, tc.status)
+		}
+		r.expectEOF()
+	}
+	waitFor(t, "sockets released", func() bool { return s.Connections() == 0 })
+}

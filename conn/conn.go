@@ -28,6 +28,7 @@ const (
 	flagHangup                       // close the socket once the output is flushed
 	flagOverLimit                    // accepted over Config.MaxConns: answer 503
 	flagOpened                       // OnOpen ran, so OnClose must run
+	flagPeerEOF                      // the peer shut down its side; close once output is flushed
 )
 
 // Conn is one connection. Its methods are for its loop goroutine only (from Handler callbacks or

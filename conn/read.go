@@ -61,8 +61,19 @@ func (c *Conn) readable() {
 	}
 }
 
-// onEOF handles the peer closing its side of TCP.
+// onEOF handles the peer closing its side of TCP. Output still queued (a handshake response, an
+// HTTP error, a close frame) is flushed first: a peer that half-closes still reads.
 func (c *Conn) onEOF() {
+	if c.out != nil && c.out.Len() > 0 && c.flags&flagPeerEOF == 0 {
+		c.flags |= flagPeerEOF | flagHangup
+		if c.state != stateClosing {
+			c.state = stateClosing
+			c.since = c.e.loop.Now()
+			c.e.loop.Wheel().Schedule(&c.timer, c.since+int64(c.e.cfg.CloseTimeout))
+		}
+		c.markDirty()
+		return
+	}
 	code := ws.StatusAbnormalClosure
 	if c.flags&flagCloseRecv != 0 {
 		code = ws.StatusCode(c.closeCode)

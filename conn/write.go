@@ -42,8 +42,12 @@ func (c *Conn) flush() {
 // input cannot turn our close frame into a connection reset.
 func (c *Conn) hangup() {
 	c.flags &^= flagHangup
-	if c.flags&flagCloseRecv != 0 {
-		c.closeNow(ws.StatusCode(c.closeCode))
+	if c.flags&(flagCloseRecv|flagPeerEOF) != 0 {
+		code := ws.StatusCode(c.closeCode)
+		if c.flags&flagCloseRecv == 0 {
+			code = ws.StatusAbnormalClosure
+		}
+		c.closeNow(code)
 		return
 	}
 	unix.Shutdown(int(c.fd), unix.SHUT_WR)
