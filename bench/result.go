@@ -1,0 +1,450 @@
+package bench
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// ResultVersion is bumped when the meaning of a result field changes.
+const ResultVersion = 1
+
+// Result is the full outcome of one run; -json writes it and report reads
+// it. Counters from several workers are summed by Merge and histograms are
+// merged bucket by bucket, so an aggregated result equals the one a single
+// process would have produced.
+type Result struct {
+	Version  int       `json:"version"`
+	Scenario string    `json:"scenario"`
+	Label    string    `json:"label"`
+	URL      string    `json:"url"`
+	Start    time.Time `json:"start"`
+	Procs    int       `json:"procs"`
+	Conns    int       `json:"conns"`
+	Config   Config    `json:"config"`
+
+	// Connection attempts.
+	Attempts    int64            `json:"attempts"`
+	Opened      int64            `json:"opened"`
+	Failed      int64            `json:"failed"`
+	Disconnects int64            `json:"disconnects"`
+	OpenAtEnd   int64            `json:"open_at_end"`
+	Failures    map[string]int64 `json:"failures"`
+	Drops       map[string]int64 `json:"drops"`
+	// FirstDial and LastOpen are wall-clock Unix nanoseconds, comparable
+	// across worker processes on one host.
+	FirstDial      int64       `json:"first_dial_unix_ns"`
+	LastOpen       int64       `json:"last_open_unix_ns"`
+	AllOpen        bool        `json:"all_open"`
+	TimeToAllOpenS float64     `json:"time_to_all_open_s"`
+	ConnectRate    float64     `json:"connect_rate"`
+	Handshake      *Histogram  `json:"handshake_hist,omitempty"`
+	HandshakeUs    Percentiles `json:"handshake"`
+	PingsAnswered  int64       `json:"pings_answered"`
+
+	// The measured phase: ops are round trips (echo), deliveries
+	// (pubsub), opened connections (connect) or reconnects (churn).
+	MeasuredS      float64     `json:"measured_s"`
+	Ops            int64       `json:"ops"`
+	Throughput     float64     `json:"throughput"`
+	ThroughputUnit string      `json:"throughput_unit"`
+	Latency        *Histogram  `json:"latency_hist,omitempty"`
+	LatencyUs      Percentiles `json:"latency"`
+
+	// DriverCPUSeconds is the load driver's own CPU time (all its
+	// processes) during the measured phase: on a shared machine it is CPU
+	// the server did not get. DriverCPUMicrosPerOp divides it by Ops.
+	DriverCPUSeconds     float64 `json:"driver_cpu_s"`
+	DriverCPUMicrosPerOp float64 `json:"driver_cpu_us_per_op"`
+
+	Echo   *EchoCounts   `json:"echo,omitempty"`
+	PubSub *PubSubCounts `json:"pubsub,omitempty"`
+	Churn  *ChurnCounts  `json:"churn,omitempty"`
+	Server *ServerStats  `json:"server,omitempty"`
+
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// EchoCounts are the echo scenario's message counters.
+type EchoCounts struct {
+	Size int `json:"size"`
+	// TargetRate is -rate (0: closed loop, as fast as possible).
+	TargetRate float64 `json:"target_rate"`
+	Sent       int64   `json:"sent"`
+	Received   int64   `json:"received"`
+	// Lost are messages in flight on a connection that closed, or still
+	// unanswered when the drain time ran out.
+	Lost       int64 `json:"lost"`
+	Mismatched int64 `json:"mismatched"` // echo differs from what was sent
+	Unexpected int64 `json:"unexpected"` // message with nothing in flight
+	// Behind counts paced sends skipped because every connection still
+	// had a message in flight (the target rate was not reachable).
+	Behind int64 `json:"behind"`
+}
+
+// PubSubCounts are the pubsub scenario's counters. Lost and Duplicated come
+// from the per-channel sequence numbers.
+type PubSubCounts struct {
+	Channels          int   `json:"channels"`
+	Subscribed        int64 `json:"subscribed"`
+	SubscribeErrors   int64 `json:"subscribe_errors"`
+	Published         int64 `json:"published"`
+	PublishAcked      int64 `json:"publish_acked"`
+	PublishErrors     int64 `json:"publish_errors"`
+	PublishDuplicates int64 `json:"publish_duplicates"`
+	// ServerDelivered sums the "delivered" counts the server reported
+	// for HTTP publishes (0 for WebSocket publishes).
+	ServerDelivered int64 `json:"server_delivered"`
+	// Expected deliveries: for every subscriber, the messages published
+	// on its channel after its subscription was acknowledged.
+	Expected   int64 `json:"expected"`
+	Delivered  int64 `json:"delivered"` // distinct in-order deliveries
+	Lost       int64 `json:"lost"`
+	Duplicated int64 `json:"duplicated"` // seq not above the last one seen
+	Unexpected int64 `json:"unexpected"` // messages before a subscription ack
+	// Tally holds per-channel sums that workers hand to the coordinator
+	// to compute Expected and Lost.
+	Tally []ChannelTally `json:"tally,omitempty"`
+	// Final is each channel's last sequence number at the end.
+	Final []int64 `json:"final_seq,omitempty"`
+}
+
+// ChannelTally sums one channel's subscribers.
+type ChannelTally struct {
+	Subs    int64 `json:"subs"`     // subscriptions acknowledged
+	SumBase int64 `json:"sum_base"` // sum of the seq in their acks
+}
+
+// ChurnCounts are the churn scenario's counters.
+type ChurnCounts struct {
+	Connects      int64   `json:"connects"`   // successful opens, first ones included
+	Reconnects    int64   `json:"reconnects"` // successful opens after the first
+	ReconnectRate float64 `json:"reconnect_rate"`
+}
+
+// ServerStats are the server process's resource use from /proc, sampled at
+// the start of the run (before any connection), when setup finished, and at
+// the end of the measured phase.
+type ServerStats struct {
+	PID   int        `json:"pid"`
+	Start ProcSample `json:"start"`
+	Setup ProcSample `json:"setup"`
+	End   ProcSample `json:"end"`
+	// CPUSeconds is server CPU in the measured phase (connect: while
+	// connecting); CPUMicrosPerOp divides it by Ops.
+	CPUSeconds     float64 `json:"cpu_s"`
+	CPUMicrosPerOp float64 `json:"cpu_us_per_op"`
+	// RSSPerConn and SockMemPerConn divide the growth from Start to End
+	// by the connections open at the end. On loopback SockMem covers
+	// both ends of every connection.
+	RSSPerConn     float64 `json:"rss_per_conn"`
+	SockMemPerConn float64 `json:"sockmem_per_conn"`
+}
+
+// Merge adds a worker's partial result o into r.
+func (r *Result) Merge(o *Result) {
+	r.Attempts += o.Attempts
+	r.Opened += o.Opened
+	r.Failed += o.Failed
+	r.Disconnects += o.Disconnects
+	r.OpenAtEnd += o.OpenAtEnd
+	r.PingsAnswered += o.PingsAnswered
+	r.DriverCPUSeconds += o.DriverCPUSeconds
+	r.Failures = mergeCounts(r.Failures, o.Failures)
+	r.Drops = mergeCounts(r.Drops, o.Drops)
+	if o.FirstDial != 0 && (r.FirstDial == 0 || o.FirstDial < r.FirstDial) {
+		r.FirstDial = o.FirstDial
+	}
+	r.LastOpen = max(r.LastOpen, o.LastOpen)
+	r.Handshake = mergeHist(r.Handshake, o.Handshake)
+	r.Latency = mergeHist(r.Latency, o.Latency)
+	r.Warnings = append(r.Warnings, o.Warnings...)
+	if o.Echo != nil {
+		if r.Echo == nil {
+			r.Echo = &EchoCounts{Size: o.Echo.Size, TargetRate: o.Echo.TargetRate}
+		}
+		e, x := r.Echo, o.Echo
+		e.Sent += x.Sent
+		e.Received += x.Received
+		e.Lost += x.Lost
+		e.Mismatched += x.Mismatched
+		e.Unexpected += x.Unexpected
+		e.Behind += x.Behind
+	}
+	if o.PubSub != nil {
+		if r.PubSub == nil {
+			r.PubSub = &PubSubCounts{Channels: o.PubSub.Channels}
+		}
+		p, x := r.PubSub, o.PubSub
+		p.Subscribed += x.Subscribed
+		p.SubscribeErrors += x.SubscribeErrors
+		p.Delivered += x.Delivered
+		p.Duplicated += x.Duplicated
+		p.Unexpected += x.Unexpected
+		if len(p.Tally) < len(x.Tally) {
+			p.Tally = append(p.Tally, make([]ChannelTally, len(x.Tally)-len(p.Tally))...)
+		}
+		for i, t := range x.Tally {
+			p.Tally[i].Subs += t.Subs
+			p.Tally[i].SumBase += t.SumBase
+		}
+	}
+	if o.Churn != nil {
+		if r.Churn == nil {
+			r.Churn = &ChurnCounts{}
+		}
+		r.Churn.Connects += o.Churn.Connects
+		r.Churn.Reconnects += o.Churn.Reconnects
+	}
+}
+
+func mergeCounts(dst, src map[string]int64) map[string]int64 {
+	if len(src) == 0 {
+		return dst
+	}
+	if dst == nil {
+		dst = make(map[string]int64, len(src))
+	}
+	for k, v := range src {
+		dst[k] += v
+	}
+	return dst
+}
+
+func mergeHist(dst, src *Histogram) *Histogram {
+	if src == nil {
+		return dst
+	}
+	if dst == nil {
+		dst = new(Histogram)
+	}
+	dst.Merge(src)
+	return dst
+}
+
+// finalize derives the summary fields from the merged counters. measured is
+// the length of the measured phase; samples are nil without -server-pid.
+func (r *Result) finalize(measured time.Duration, srv *ServerStats) {
+	r.Version = ResultVersion
+	r.MeasuredS = measured.Seconds()
+	if r.Handshake != nil {
+		r.HandshakeUs = r.Handshake.Summary()
+	}
+	if r.Latency != nil {
+		r.LatencyUs = r.Latency.Summary()
+	}
+	r.AllOpen = r.Opened >= int64(r.Conns) && r.Scenario != ScenarioChurn
+	if r.FirstDial != 0 && r.LastOpen > r.FirstDial {
+		span := float64(r.LastOpen-r.FirstDial) / 1e9
+		r.TimeToAllOpenS = span
+		r.ConnectRate = float64(r.Opened) / span
+	}
+	switch r.Scenario {
+	case ScenarioConnect:
+		r.Ops = r.Opened
+		r.Throughput = r.ConnectRate
+		r.ThroughputUnit = "conns/s"
+	case ScenarioEcho:
+		if r.Echo != nil {
+			r.Ops = r.Echo.Received
+		}
+		r.ThroughputUnit = "msgs/s"
+	case ScenarioPubSub:
+		if p := r.PubSub; p != nil {
+			r.Ops = p.Delivered
+			p.Expected = 0
+			for i, t := range p.Tally {
+				var final int64
+				if i < len(p.Final) {
+					final = p.Final[i]
+				}
+				p.Expected += t.Subs*final - t.SumBase
+			}
+			p.Lost = max(0, p.Expected-p.Delivered)
+		}
+		r.ThroughputUnit = "deliveries/s"
+	case ScenarioChurn:
+		if r.Churn != nil {
+			r.Ops = r.Churn.Reconnects
+			if measured > 0 {
+				r.Churn.ReconnectRate = float64(r.Churn.Reconnects) / measured.Seconds()
+			}
+		}
+		r.ThroughputUnit = "reconnects/s"
+	}
+	if r.Scenario != ScenarioConnect && measured > 0 {
+		r.Throughput = float64(r.Ops) / measured.Seconds()
+	}
+	if r.Ops > 0 && r.Scenario != ScenarioConnect {
+		r.DriverCPUMicrosPerOp = r.DriverCPUSeconds * 1e6 / float64(r.Ops)
+	}
+	if srv != nil {
+		srv.CPUSeconds = float64(srv.End.CPUTicks-srv.Setup.CPUTicks) / userHZ
+		if r.Scenario == ScenarioConnect {
+			srv.CPUSeconds = float64(srv.Setup.CPUTicks-srv.Start.CPUTicks) / userHZ
+		}
+		if r.Ops > 0 {
+			srv.CPUMicrosPerOp = srv.CPUSeconds * 1e6 / float64(r.Ops)
+		}
+		if r.OpenAtEnd > 0 {
+			srv.RSSPerConn = float64(srv.End.RSS-srv.Start.RSS) / float64(r.OpenAtEnd)
+			srv.SockMemPerConn = float64(srv.End.SockMem-srv.Start.SockMem) / float64(r.OpenAtEnd)
+		}
+		r.Server = srv
+	}
+}
+
+// SummaryLine formats the key results as one line of key=value pairs.
+func (r *Result) SummaryLine() string {
+	var b strings.Builder
+	kv := func(k string, v any) {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		switch x := v.(type) {
+		case float64:
+			b.WriteString(strconv.FormatFloat(x, 'f', fmtPrec(x), 64))
+		case string:
+			if x == "" || strings.ContainsAny(x, " \t\"=") {
+				b.WriteString(strconv.Quote(x))
+			} else {
+				b.WriteString(x)
+			}
+		default:
+			fmt.Fprint(&b, x)
+		}
+	}
+	kv("scenario", r.Scenario)
+	kv("label", r.Label)
+	kv("conns", r.Conns)
+	kv("procs", r.Procs)
+	kv("opened", r.Opened)
+	kv("failed", r.Failed)
+	kv("open_at_end", r.OpenAtEnd)
+	if r.Scenario == ScenarioConnect {
+		kv("time_to_all_open_s", r.TimeToAllOpenS)
+		kv("all_open", r.AllOpen)
+	}
+	kv("connect_rate", r.ConnectRate)
+	kv("handshake_p50_us", r.HandshakeUs.P50)
+	kv("handshake_p99_us", r.HandshakeUs.P99)
+	kv("handshake_max_us", r.HandshakeUs.Max)
+	if r.Scenario != ScenarioConnect {
+		kv("measured_s", r.MeasuredS)
+	}
+	kv("throughput", r.Throughput)
+	kv("unit", r.ThroughputUnit)
+	if r.Latency != nil && r.Latency.Count() > 0 {
+		kv("p50_us", r.LatencyUs.P50)
+		kv("p90_us", r.LatencyUs.P90)
+		kv("p99_us", r.LatencyUs.P99)
+		kv("p999_us", r.LatencyUs.P999)
+		kv("max_us", r.LatencyUs.Max)
+	}
+	if e := r.Echo; e != nil {
+		kv("sent", e.Sent)
+		kv("received", e.Received)
+		kv("lost", e.Lost)
+		kv("mismatched", e.Mismatched)
+		if e.TargetRate > 0 {
+			kv("behind", e.Behind)
+		}
+	}
+	if p := r.PubSub; p != nil {
+		kv("subscribed", p.Subscribed)
+		kv("published", p.Published)
+		kv("publish_errors", p.PublishErrors)
+		kv("expected", p.Expected)
+		kv("delivered", p.Delivered)
+		kv("lost", p.Lost)
+		kv("duplicated", p.Duplicated)
+	}
+	if c := r.Churn; c != nil {
+		kv("connects", c.Connects)
+		kv("reconnects", c.Reconnects)
+		kv("reconnect_rate", c.ReconnectRate)
+	}
+	if r.Scenario != ScenarioConnect {
+		kv("driver_cpu_s", r.DriverCPUSeconds)
+		kv("driver_cpu_us_per_op", r.DriverCPUMicrosPerOp)
+	}
+	if s := r.Server; s != nil {
+		kv("server_cpu_s", s.CPUSeconds)
+		kv("cpu_us_per_op", s.CPUMicrosPerOp)
+		kv("server_rss_bytes", s.End.RSS)
+		kv("rss_per_conn", s.RSSPerConn)
+		kv("sockmem_per_conn", s.SockMemPerConn)
+	}
+	if len(r.Failures) > 0 {
+		kv("failures", formatCounts(r.Failures))
+	}
+	if len(r.Drops) > 0 {
+		kv("drops", formatCounts(r.Drops))
+	}
+	return b.String()
+}
+
+// formatCounts renders a reason map as "a:1,b:2" in key order.
+func formatCounts(m map[string]int64) string {
+	keys := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + ":" + strconv.FormatInt(m[k], 10)
+	}
+	return strings.Join(parts, ",")
+}
+
+func fmtPrec(x float64) int {
+	switch {
+	case x == 0 || x >= 1000:
+		return 0
+	case x >= 10:
+		return 1
+	case x >= 0.1:
+		return 2
+	}
+	return 4
+}
+
+// Problems lists what makes a run imperfect: failed connection attempts,
+// disconnects the client did not ask for, and lost, duplicated, corrupted
+// or unexpected messages. An empty list means every count adds up.
+func Problems(r *Result) []string {
+	var p []string
+	add := func(n int64, what string) {
+		if n > 0 {
+			p = append(p, fmt.Sprintf("%d %s", n, what))
+		}
+	}
+	add(r.Failed, "failed connection attempts ("+formatCounts(r.Failures)+")")
+	var drops int64
+	for reason, n := range r.Drops {
+		if reason != ReasonClosed {
+			drops += n
+		}
+	}
+	add(drops, "unrequested disconnects ("+formatCounts(r.Drops)+")")
+	if e := r.Echo; e != nil {
+		add(e.Lost, "echo messages lost")
+		add(e.Mismatched, "echo messages corrupted")
+		add(e.Unexpected, "unexpected echo messages")
+		add(e.Sent-e.Received-e.Lost, "echo messages unaccounted for")
+	}
+	if s := r.PubSub; s != nil {
+		add(s.Lost, "pubsub messages lost")
+		add(s.Duplicated, "pubsub messages duplicated")
+		add(s.Unexpected, "unexpected pubsub messages")
+		add(s.PublishErrors, "publish errors")
+		add(s.SubscribeErrors, "subscribe errors")
+		add(int64(r.Conns)-s.Subscribed, "subscribers not subscribed")
+	}
+	for _, w := range r.Warnings {
+		p = append(p, "warning: "+w)
+	}
+	return p
+}
