@@ -5,6 +5,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/frame"
+	"github.com/wsgate/wsgate/netpoll"
 )
 
 // maxReadsPerEvent bounds the reads one connection gets per pass before it is requeued behind the
@@ -29,7 +30,7 @@ func (c *Conn) readable() {
 		} else {
 			dst = e.rbuf[len(c.in):]
 		}
-		n, err := unix.Read(int(c.fd), dst)
+		n, err := netpoll.Read(int(c.fd), dst)
 		if n > 0 {
 			e.Stats.BytesIn.Add(uint64(n))
 			var data []byte

@@ -25,11 +25,12 @@ func (q *Queue) Flush(fd int, scratch []unix.Iovec) (int, []unix.Iovec, error) {
 	return n, scratch, err
 }
 
-// Writev is writev(2) on a non-blocking fd without the per-call allocation of unix.Writev.
-// EINTR is retried.
+// Writev is writev(2) on a non-blocking fd without the per-call allocation of unix.Writev, as a
+// raw system call: it never blocks, so the Go scheduler need not hand the caller's P away (see
+// netpoll.Read). EINTR is retried.
 func Writev(fd int, iov []unix.Iovec) (int, error) {
 	for {
-		r, _, e := unix.Syscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
+		r, _, e := unix.RawSyscall(unix.SYS_WRITEV, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(iov))), uintptr(len(iov)))
 		switch e {
 		case 0:
 			return int(r), nil
