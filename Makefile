@@ -16,14 +16,20 @@ run:
 	$(GO) build -o $(BIN)/wsgate ./cmd/wsgate
 	./$(BIN)/wsgate $(ARGS)
 
+# The main module, then each peer server's own module (bench/peers/*, used by `make compare`).
 test:
 	$(GO) test -race -shuffle=on ./...
+	@for d in bench/peers/*/; do \
+	  [ -f $$d/go.mod ] || continue; \
+	  echo "== $$d"; (cd $$d && $(GO) test -race -shuffle=on ./...) || exit 1; \
+	done
 
 # gofmt, go vet and the import-direction rules of docs/architecture.md.
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@for d in bench/peers/*/; do [ -f $$d/go.mod ] || continue; (cd $$d && $(GO) vet ./...) || exit 1; done
 	bash .ci/imports.sh
 
 bench:
