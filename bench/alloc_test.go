@@ -97,7 +97,7 @@ func TestPubSubDeliveryDoesNotAllocate(t *testing.T) {
 		body = append(body[:0], `{"op":"message","channel":"wsbench-0","seq":`...)
 		body = strconv.AppendInt(body, seq, 10)
 		body = append(body, `,"data":`...)
-		body = appendPublishData(body, time.Now().UnixNano(), seq)
+		body = appendPublishData(body, time.Now().UnixNano(), seq, 0)
 		body = append(body, '}')
 		frame = append(frame[:0], 0x81, byte(len(body)))
 		frame = append(frame, body...)

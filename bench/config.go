@@ -48,7 +48,9 @@ type Config struct {
 	Hold time.Duration `json:"hold"`
 	// Duration is the measured phase of echo, pubsub and churn.
 	Duration time.Duration `json:"duration"`
-	// Size is the echo message size in bytes.
+	// Size is the echo message size in bytes; for pubsub, the size of each published data
+	// object (padded with a "p" string member; 0 or anything below the bare {"t":..,"n":..}
+	// object means no padding).
 	Size int `json:"size"`
 	// Channels is the number of pub/sub channels; subscriber i takes
 	// channel i % Channels.
@@ -189,6 +191,9 @@ func (c *Config) Validate() error {
 			bad("-duration must be positive")
 		}
 	case ScenarioPubSub:
+		if c.Size < 0 || c.Size > maxFrameSize/2 {
+			bad("-size must be in [0, %d]", maxFrameSize/2)
+		}
 		if c.Channels < 1 {
 			bad("-channels must be at least 1")
 		}

@@ -45,12 +45,21 @@ type publisher interface {
 	close()
 }
 
-// appendPublishData appends the data object {"t":T,"n":N}.
-func appendPublishData(dst []byte, t, n int64) []byte {
+// appendPublishData appends the data object {"t":T,"n":N}, padded to size bytes with a
+// ,"p":"xxx…" member when size leaves room for it.
+func appendPublishData(dst []byte, t, n int64, size int) []byte {
+	start := len(dst)
 	dst = append(dst, `{"t":`...)
 	dst = strconv.AppendInt(dst, t, 10)
 	dst = append(dst, `,"n":`...)
 	dst = strconv.AppendInt(dst, n, 10)
+	if pad := size - (len(dst) - start) - len(`,"p":""}`); pad > 0 {
+		dst = append(dst, `,"p":"`...)
+		for ; pad > 0; pad-- {
+			dst = append(dst, 'x')
+		}
+		dst = append(dst, '"')
+	}
 	return append(dst, '}')
 }
 
@@ -169,7 +178,7 @@ func (p *wsPublisher) OnTick(l *Loop) {
 		b = append(b, '-')
 		b = strconv.AppendInt(b, n, 10)
 		b = append(b, `","data":`...)
-		b = appendPublishData(b, time.Now().UnixNano(), n)
+		b = appendPublishData(b, time.Now().UnixNano(), n, p.cfg.Size)
 		b = append(b, '}')
 		p.buf = b
 		if !p.conn.Send(ws.OpText, b) {
@@ -261,7 +270,7 @@ func (p *httpPublisher) worker() {
 		body = append(body, '-')
 		body = strconv.AppendInt(body, n, 10)
 		body = append(body, `","data":`...)
-		body = appendPublishData(body, time.Now().UnixNano(), n)
+		body = appendPublishData(body, time.Now().UnixNano(), n, p.cfg.Size)
 		body = append(body, '}')
 		p.post(ch, body)
 	}

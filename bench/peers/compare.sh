@@ -19,6 +19,11 @@
 #   SUBS [10000] PUB_DURATION [10s]                           pubsub scenarios:
 #   PUB_RATE [10] OVERLOAD_RATE [100]                         publishes per second,
 #                                                             each to all SUBS
+#   PUB_SIZE [0]                                              published data bytes
+#                                                             (wsbench pubsub -size)
+#   ONLY [all]       all, or pubsub: only the two pub/sub scenarios
+#   MARKER [compare] the block goes between <!-- MARKER:begin --> and
+#                    <!-- MARKER:end --> (one block per configuration)
 #   (CONNECT_RATE also paces the echo and pubsub connects.)
 #   PROCS [auto] SRC [127.0.0.2-127.0.0.9]                    wsbench -procs / -src
 #     (SRC spreads the driver's sockets over 8 loopback source addresses:
@@ -50,6 +55,9 @@ SUBS=${SUBS:-10000}
 PUB_DURATION=${PUB_DURATION:-10s}
 PUB_RATE=${PUB_RATE:-10}
 OVERLOAD_RATE=${OVERLOAD_RATE:-100}
+PUB_SIZE=${PUB_SIZE:-0}
+ONLY=${ONLY:-all}
+MARKER=${MARKER:-compare}
 PROCS=${PROCS:-auto}
 SRC=${SRC-127.0.0.2-127.0.0.9}
 RESULTS_DIR=${RESULTS_DIR:-bench/peers/results/$(date -u +%Y%m%dT%H%M%SZ)}
@@ -61,7 +69,14 @@ PORT=${PORT:-18080}
 ADMIN_PORT=${ADMIN_PORT:-19090}
 ADDR=$HOST:$PORT
 URL=ws://$ADDR/
-SCENARIOS=(connect echo pubsub-steady pubsub-overload)
+case $ONLY in
+all) SCENARIOS=(connect echo pubsub-steady pubsub-overload) ;;
+pubsub) SCENARIOS=(pubsub-steady pubsub-overload) ;;
+*)
+	echo "ONLY=$ONLY: want all or pubsub" >&2
+	exit 2
+	;;
+esac
 PEERS=(gorilla gws nbio gnet)
 
 BIN=$(mktemp -d "${TMPDIR:-/tmp}/wsgate-compare.XXXXXX")
@@ -133,8 +148,8 @@ driver_cmd() {
 	case $sc in
 	connect) CMD=("$BIN/wsbench" connect -conns "$CONNS" -rate "$CONNECT_RATE" -hold "$HOLD" "${common[@]}") ;;
 	echo) CMD=("$BIN/wsbench" echo -conns "$ECHO_CONNS" -connect-rate "$CONNECT_RATE" -size "$ECHO_SIZE" -duration "$ECHO_DURATION" "${common[@]}") ;;
-	pubsub-steady) CMD=("$BIN/wsbench" pubsub -conns "$SUBS" -rate "$CONNECT_RATE" -channels 1 -publish-rate "$PUB_RATE" -duration "$PUB_DURATION" "${common[@]}") ;;
-	pubsub-overload) CMD=("$BIN/wsbench" pubsub -conns "$SUBS" -rate "$CONNECT_RATE" -channels 1 -publish-rate "$OVERLOAD_RATE" -duration "$PUB_DURATION" "${common[@]}") ;;
+	pubsub-steady) CMD=("$BIN/wsbench" pubsub -conns "$SUBS" -rate "$CONNECT_RATE" -channels 1 -publish-rate "$PUB_RATE" -size "$PUB_SIZE" -duration "$PUB_DURATION" "${common[@]}") ;;
+	pubsub-overload) CMD=("$BIN/wsbench" pubsub -conns "$SUBS" -rate "$CONNECT_RATE" -channels 1 -publish-rate "$OVERLOAD_RATE" -size "$PUB_SIZE" -duration "$PUB_DURATION" "${common[@]}") ;;
 	*)
 		log "unknown scenario $sc"
 		return 1
@@ -203,6 +218,17 @@ stop_server() {
 	wait_port_free "$ADMIN_PORT"
 }
 
+# writev_per_delivery TAG prints a table row with wsgate's writev calls per
+# delivered message, read from its /metrics after a pub/sub run.
+writev_per_delivery() {
+	local m w d
+	m=$(curl -fsS "http://$HOST:$ADMIN_PORT/metrics") || return 1
+	w=$(awk '$1 == "wsgate_writev_calls_total" {print $2}' <<<"$m")
+	d=$(awk '$1 == "wsgate_deliveries_total" {print $2}' <<<"$m")
+	[[ -n $w && -n $d && $d != 0 ]] || return 1
+	awk -v t="$1" -v w="$w" -v d="$d" 'BEGIN { printf "| %s | %.0f | %.0f | %.3f |\n", t, w, d, w / d }'
+}
+
 # --- preflight --------------------------------------------------------------
 
 for p in $PORT $ADMIN_PORT; do
@@ -250,6 +276,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			log "$tag: $(show)"
 			if ! "${CMD[@]}" 2>&1 | tee "$LOGS/$tag.wsbench.log" >&2; then
 				FAILED+=("$tag (wsbench failed)")
+			fi
+			if [[ $name == wsgate && $mode == pubsub ]]; then
+				writev_per_delivery "$tag" >>"$BIN/writev.md" || true
 			fi
 			if ! kill -0 "$SERVER_PID" 2>/dev/null; then
 				FAILED+=("$tag (server died)")
@@ -320,13 +349,21 @@ model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 
 BLOCK=$BIN/block.md
 {
-	echo "## wsgate and its peers"
+	if [[ $ONLY == pubsub ]]; then
+		echo "## Fan-out: $SUBS subscribers, ${PUB_SIZE:-0}-byte data"
+	else
+		echo "## wsgate and its peers"
+	fi
 	echo
 	echo "Generated $(date -u '+%Y-%m-%d %H:%M UTC') by \`bench/peers/compare.sh\` (\`make compare\`)."
 	echo
 	echo "- Machine: $(nproc) CPUs ($model), Linux $(uname -r), ${mem_gib} GiB RAM, $(go env GOVERSION); driver and server share the CPUs, loopback only."
 	echo "- Servers: wsgate ($wsgate_rev); gorilla/websocket $(version_of bench/peers/gorilla github.com/gorilla/websocket); lxzan/gws $(version_of bench/peers/gws github.com/lxzan/gws); lesismal/nbio $(version_of bench/peers/nbio github.com/lesismal/nbio); panjf2000/gnet $(version_of bench/peers/gnet github.com/panjf2000/gnet/v2) with gobwas/ws $(version_of bench/peers/gnet github.com/gobwas/ws). How each peer is configured, and why: the package comment of bench/peers/NAME."
-	echo "- Scenarios: connect $CONNS connections at $CONNECT_RATE/s and hold them $HOLD; echo $ECHO_CONNS connections x $ECHO_SIZE B for $ECHO_DURATION; pub/sub $SUBS subscribers on one channel for $PUB_DURATION at $PUB_RATE publishes/s (steady, $((SUBS * PUB_RATE)) deliveries/s) and at $OVERLOAD_RATE publishes/s (overload)."
+	if [[ $ONLY == all ]]; then
+		echo "- Scenarios: connect $CONNS connections at $CONNECT_RATE/s and hold them $HOLD; echo $ECHO_CONNS connections x $ECHO_SIZE B for $ECHO_DURATION; pub/sub $SUBS subscribers on one channel for $PUB_DURATION at $PUB_RATE publishes/s (steady, $((SUBS * PUB_RATE)) deliveries/s) and at $OVERLOAD_RATE publishes/s (overload)."
+	else
+		echo "- Scenarios: pub/sub $SUBS subscribers on one channel, data of $PUB_SIZE bytes (0: the bare timestamp object, about 35 bytes), for $PUB_DURATION at $PUB_RATE publishes/s (steady, $((SUBS * PUB_RATE)) deliveries/s) and at $OVERLOAD_RATE publishes/s (overload)."
+	fi
 	echo "- Method: $ROUNDS round(s); the server order rotates each round; every scenario runs on a fresh server process; CPU per operation is the server's user+system time from /proc/PID/stat divided by the operations it served."
 	echo
 	echo "### Headline: round $ROUNDS (steady pub/sub; charts in $IMG_DIR)"
@@ -350,6 +387,14 @@ BLOCK=$BIN/block.md
 		echo
 		rows "$BIN/overload-$round.md"
 	done
+	if [[ -s $BIN/writev.md ]]; then
+		echo
+		echo "### wsgate writev calls per delivered message (from its /metrics)"
+		echo
+		echo "| run | writev calls | deliveries | writev per delivery |"
+		echo "|---|---:|---:|---:|"
+		cat "$BIN/writev.md"
+	fi
 	echo
 	echo "### Commands"
 	echo
@@ -379,8 +424,8 @@ BLOCK=$BIN/block.md
 } >"$BLOCK"
 
 # Splice the block between the markers, adding them at the end when absent.
-BEGIN='<!-- compare:begin -->'
-END='<!-- compare:end -->'
+BEGIN="<!-- $MARKER:begin -->"
+END="<!-- $MARKER:end -->"
 mkdir -p "$(dirname "$DOC")"
 touch "$DOC"
 if grep -qF "$BEGIN" "$DOC" && grep -qF "$END" "$DOC"; then

@@ -118,6 +118,7 @@ func runScenario(name string, args []string, stdout, stderr io.Writer) int {
 		fs.Float64Var(&cfg.PublishRate, "publish-rate", cfg.PublishRate, "messages published per second over all channels")
 		fs.StringVar(&cfg.PublishURL, "publish-url", "", "publish with HTTP POST to this `URL` (e.g. http://127.0.0.1:9090/api/publish) instead of the WebSocket publish op")
 		fs.StringVar(&cfg.APIKey, "api-key", "", "bearer `key` for -publish-url")
+		fs.IntVar(&cfg.Size, "size", 0, "size of each published data object in bytes, padded (0: the bare {\"t\":..,\"n\":..}, about 35 bytes)")
 	case bench.ScenarioChurn:
 		fs.Float64Var(&cfg.DialRate, "rate", cfg.DialRate, "connections per second for the initial connects")
 		fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "lifetime of each connection before it disconnects")
