@@ -14,7 +14,9 @@ const maxReadsPerEvent = 8
 
 // readable reads until the socket is drained (a short read or EAGAIN), the read budget is spent,
 // or the connection closes. The socket is edge-triggered: stopping early requires a Requeue.
-func (c *Conn) readable() {
+// hangup says the event reported the peer's FIN (EPOLLRDHUP) or an error: then a short read does
+// not mean drained, since the FIN's edge is this one and no other will come; read on to EOF.
+func (c *Conn) readable(hangup bool) {
 	e := c.e
 	for reads := 0; c.state != stateClosed; reads++ {
 		if reads == maxReadsPerEvent {
@@ -41,7 +43,7 @@ func (c *Conn) readable() {
 				data = e.rbuf[:k+n]
 			}
 			c.process(data, direct)
-			if n < len(dst) {
+			if n < len(dst) && !hangup {
 				return
 			}
 			continue
