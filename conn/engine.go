@@ -40,6 +40,10 @@ type Config struct {
 	MaxConns         int64         // sockets held at once, across all loops; 0 = unlimited; over -> 503
 	MaxMsgRate       float64       // inbound messages per second per connection; 0 = unlimited
 	MsgBurst         int           // token bucket size for MaxMsgRate (default max(1, rate))
+	// WriteDelay holds output for up to this long so that messages queued in several loop passes
+	// leave in one writev: fewer TCP sends (less CPU per message) for up to this much added
+	// latency. 0 (the default) flushes at the end of every pass.
+	WriteDelay time.Duration
 	// Check, if set, sees each request URI during the handshake; a non-zero status rejects it.
 	Check func(uri []byte) (status int, reason string)
 }
@@ -103,6 +107,7 @@ type Engine struct {
 	rbuf     []byte
 	iov      []unix.Iovec
 	dirty    []*Conn // connections with output queued or a close pending this pass
+	flushAt  int64   // WriteDelay: when the pending output must be flushed; 0: nothing pending
 	seq      uint32  // connection ID sequence
 	rnd      uint64  // xorshift state for ping jitter
 	draining bool    // shutting down: no new connections are opened
@@ -218,7 +223,7 @@ func (e *Engine) OnEvent(fd int, events uint32) {
 		return
 	}
 	if events&(netpoll.EventRead|netpoll.EventHangup|netpoll.EventError) != 0 {
-		c.readable()
+		c.readable(events&(netpoll.EventHangup|netpoll.EventError) != 0)
 	}
 	if events&netpoll.EventWrite != 0 && c.state != stateClosed && c.out != nil {
 		c.flags &^= flagBlocked
@@ -226,8 +231,19 @@ func (e *Engine) OnEvent(fd int, events uint32) {
 	}
 }
 
-// OnPass implements netpoll.Handler: flush every connection with pending output.
-func (e *Engine) OnPass(int64) {
+// OnPass implements netpoll.Handler: flush every connection with pending output (with
+// Config.WriteDelay, once the oldest pending output has waited that long).
+func (e *Engine) OnPass(now int64) {
+	if e.cfg.WriteDelay > 0 && len(e.dirty) > 0 && !e.draining {
+		if e.flushAt == 0 {
+			e.flushAt = now + int64(e.cfg.WriteDelay)
+		}
+		if now < e.flushAt {
+			e.loop.WakeAt(e.flushAt)
+			return
+		}
+	}
+	e.flushAt = 0
 	for i := 0; i < len(e.dirty); i++ { // closing a connection may append to e.dirty
 		c := e.dirty[i]
 		e.dirty[i] = nil
@@ -269,7 +285,8 @@ func (e *Engine) CloseAll() {
 			c.closeNow(ws.StatusAbnormalClosure)
 		}
 	}
-	e.OnPass(0)
+	e.draining = true
+	e.OnPass(e.loop.Now())
 }
 
 // jitter returns a pseudo-random duration in [0, d) for spreading ping phases (xorshift64).

@@ -81,6 +81,8 @@ type Loop struct {
 	lastLog      int64 // when the last accept error was logged
 	suppressed   int   // accept errors not logged since
 
+	wakeAt int64 // a handler asked to run a pass by then (WakeAt); 0: no request
+
 	stopped atomic.Bool
 	done    chan struct{}
 	Stats   LoopStats
@@ -160,6 +162,14 @@ func (l *Loop) Wheel() *Wheel { return l.wheel }
 // Logger returns the loop's logger.
 func (l *Loop) Logger() *slog.Logger { return l.log }
 
+// WakeAt asks for a pass to run no later than t (loop clock, ns) even if no event arrives; a
+// handler that still needs the wake-up after that pass asks again. Loop goroutine only.
+func (l *Loop) WakeAt(t int64) {
+	if l.wakeAt == 0 || t < l.wakeAt {
+		l.wakeAt = t
+	}
+}
+
 // Stop asks the loop to return from Run after its current pass, running the tasks posted before
 // Stop. Any goroutine; idempotent.
 func (l *Loop) Stop() {
@@ -223,10 +233,18 @@ func (l *Loop) pass() error {
 	timeout := -1
 	if len(l.again) > 0 {
 		timeout = 0
-	} else if d, ok := l.wheel.Next(l.now()); ok {
-		// Round up so that a timer is never woken for early and then waited for again.
-		timeout = int((d + time.Millisecond - 1) / time.Millisecond)
+	} else {
+		now := l.now()
+		d, ok := l.wheel.Next(now)
+		if l.wakeAt != 0 && (!ok || time.Duration(l.wakeAt-now) < d) {
+			d, ok = max(0, time.Duration(l.wakeAt-now)), true
+		}
+		if ok {
+			// Round up so that a deadline is never woken for early and then waited for again.
+			timeout = int((d + time.Millisecond - 1) / time.Millisecond)
+		}
 	}
+	l.wakeAt = 0
 	n, err := unix.EpollWait(l.epfd, l.events, timeout)
 	if err != nil && !errors.Is(err, unix.EINTR) {
 		return fmt.Errorf("loop %d: epoll_wait: %w", l.cfg.Index, err)
