@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
@@ -353,4 +355,68 @@ func hbDialBlocking(b *testing.B, s *Server) int {
 		b.Fatalf("handshake: %q", resp[:n])
 	}
 	return fd
+}
+
+// BenchmarkIdleConnMemory: the Go heap that idle, open connections keep alive in a fresh server,
+// per connection, after a garbage collection (runtime.MemStats.HeapAlloc and HeapObjects around
+// opening them). This is the part of the RSS per connection that wsgate's own data structures
+// cost; the rest of the RSS (see docs/benchmarks.md) is the garbage collector's headroom and the
+// runtime's. The clients are raw sockets whose only Go memory is preallocated, so that the
+// difference is the server's. One op starts a server and opens conns connections.
+func BenchmarkIdleConnMemory(b *testing.B) {
+	const conns = 2500 // 5000 descriptors in this process
+	fds := make([]int, conns)
+	req := []byte(upgradeRequest("/"))
+	resp := make([]byte, 512)
+	var heap, objects float64
+	b.ReportAllocs()
+	for range b.N {
+		b.StopTimer()
+		s, err := New(Config{Mode: ModeEcho, Addr: "127.0.0.1:0", Loops: 2,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Start(); err != nil {
+			b.Fatal(err)
+		}
+		sa := &unix.SockaddrInet4{Port: s.Addr().Port}
+		copy(sa.Addr[:], s.Addr().IP.To4())
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		for i := range fds {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fds[i] = fd
+			if err := unix.Connect(fd, sa); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := unix.Write(fd, req); err != nil {
+				b.Fatal(err)
+			}
+			if n, err := unix.Read(fd, resp); n < 12 || string(resp[:12]) != "HTTP/1.1 101" {
+				b.Fatalf("handshake %d: %q %v", i, resp[:max(n, 0)], err)
+			}
+		}
+		b.StopTimer()
+		if got := s.Connections(); got != conns {
+			b.Fatalf("%d connections held, want %d", got, conns)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heap += float64(after.HeapAlloc) - float64(before.HeapAlloc)
+		objects += float64(after.HeapObjects) - float64(before.HeapObjects)
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(heap/float64(b.N*conns), "heap-B/conn")
+	b.ReportMetric(objects/float64(b.N*conns), "heap-objects/conn")
+	b.ReportMetric(float64(unsafe.Sizeof(conn.Conn{})), "Conn-struct-B")
 }

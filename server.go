@@ -131,12 +131,12 @@ func (s *Server) Start() error {
 		[]float64{10e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1})
 	observe := func(d time.Duration) { s.passes.Update(d.Seconds()) }
 	for i := 0; i < cfg.Loops; i++ {
-		cpu := -1
+		cpu := 0
 		if len(cfg.CPUs) > 0 {
 			cpu = cfg.CPUs[i%len(cfg.CPUs)]
 		}
 		l, err := netpoll.NewLoop(netpoll.LoopConfig{
-			Index: i, CPU: cpu, ListenFD: fds[i], Tick: cfg.Tick, Now: cfg.Now,
+			Index: i, Pin: len(cfg.CPUs) > 0, CPU: cpu, ListenFD: fds[i], Tick: cfg.Tick, Now: cfg.Now,
 			OnPassDuration: observe, Logger: s.log,
 		})
 		if err != nil {

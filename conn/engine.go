@@ -33,7 +33,7 @@ type Config struct {
 	ReadBufferSize   int           // the loop's shared read buffer (default 64 KiB)
 	HandshakeTimeout time.Duration // default 5 s
 	PingInterval     time.Duration // default 25 s; negative disables pings and pong-miss detection
-	PongMisses       int           // intervals without any frame before the peer is dead (default 3)
+	PongMisses       int           // intervals without any frame before the peer is dead (default 3, at least 2)
 	IdleTimeout      time.Duration // close after this long without a data frame; 0 = off
 	CloseTimeout     time.Duration // wait for the peer's close frame after ours (default 3 s)
 	MaxQueue         int           // outbound bytes queued per connection before 1008 (default 1 MiB)
@@ -79,6 +79,11 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.PongMisses <= 0 {
 		c.PongMisses = DefaultPongMisses
+	}
+	if c.PongMisses < 2 {
+		// With one, a healthy peer whose pong comes a little slower than the previous one would
+		// be declared dead: its last frame is the previous pong, a full interval before.
+		c.PongMisses = 2
 	}
 	if c.CloseTimeout <= 0 {
 		c.CloseTimeout = DefaultCloseTimeout

@@ -64,7 +64,7 @@ type harness struct {
 func newHarness(t testing.TB, cfg Config) *harness {
 	t.Helper()
 	h := &harness{t: t, now: testOrigin, rec: &recorder{}}
-	loop, err := netpoll.NewLoop(netpoll.LoopConfig{CPU: -1, ListenFD: -1, Tick: testTick,
+	loop, err := netpoll.NewLoop(netpoll.LoopConfig{ListenFD: -1, Tick: testTick,
 		Now: func() int64 { return h.now }})
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,7 @@ func TestPinnedThreadDiesWithLoop(t *testing.T) {
 			t.Fatalf("%d of %d loops ran on the main thread: it went back to the scheduler after a pinned loop",
 				attempt-observed, attempt)
 		}
-		l, err := NewLoop(LoopConfig{CPU: cpu, ListenFD: -1})
+		l, err := NewLoop(LoopConfig{Pin: true, CPU: cpu, ListenFD: -1})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,7 +73,7 @@ func TestPinnedThreadDiesWithLoop(t *testing.T) {
 	}
 
 	// A loop stopped before Run does not pin the goroutine that runs it.
-	l, err := NewLoop(LoopConfig{CPU: cpu, ListenFD: -1})
+	l, err := NewLoop(LoopConfig{Pin: true, CPU: cpu, ListenFD: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

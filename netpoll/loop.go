@@ -27,7 +27,9 @@ type Handler interface {
 // LoopConfig configures one loop. The zero value of each field is a sane default.
 type LoopConfig struct {
 	Index int // loop number, for logs
-	// CPU pins the loop's thread to this CPU with sched_setaffinity(2); -1 leaves it unpinned.
+	// Pin pins the loop's thread to CPU with sched_setaffinity(2); the zero value leaves the
+	// thread unpinned.
+	Pin bool
 	CPU int
 	// ListenFD is the loop's own SO_REUSEPORT listening socket, or -1 for none.
 	ListenFD int
@@ -194,7 +196,7 @@ func (l *Loop) CloseListener() {
 }
 
 // Run runs the loop on the calling goroutine until Stop. It locks the goroutine to its thread
-// and, when LoopConfig.CPU >= 0 and the loop was not stopped before, pins that thread. A pinned
+// and, when LoopConfig.Pin is set and the loop was not stopped before, pins that thread. A pinned
 // thread is never handed back to the Go scheduler (it would run other goroutines on that one CPU
 // for the rest of the process): Run returns with the goroutine still locked, so the caller must
 // run a pinned loop on a goroutine of its own, which the runtime ends together with the thread
@@ -211,7 +213,7 @@ func (l *Loop) Run(h Handler) error {
 	defer l.closeFDs()
 	defer l.CloseListener()
 	l.h = h
-	if l.cfg.CPU >= 0 && !l.stopped.Load() {
+	if l.cfg.Pin && !l.stopped.Load() {
 		var set unix.CPUSet
 		set.Set(l.cfg.CPU)
 		if err := unix.SchedSetaffinity(0, &set); err != nil {

@@ -86,7 +86,7 @@ func TestListenReusePortSharesPort(t *testing.T) {
 }
 
 func TestPostRunsTasksInOrderAndCoalescesWakeups(t *testing.T) {
-	l, _ := startLoop(t, LoopConfig{ListenFD: -1, CPU: -1}, nil)
+	l, _ := startLoop(t, LoopConfig{ListenFD: -1}, nil)
 	var got []int
 	done := make(chan struct{})
 	const n = 1000
@@ -119,7 +119,7 @@ func TestPostRunsTasksInOrderAndCoalescesWakeups(t *testing.T) {
 }
 
 func TestPostFromManyGoroutines(t *testing.T) {
-	l, _ := startLoop(t, LoopConfig{ListenFD: -1, CPU: -1}, nil)
+	l, _ := startLoop(t, LoopConfig{ListenFD: -1}, nil)
 	var count int // loop goroutine only
 	var wg sync.WaitGroup
 	finished := make(chan int)
@@ -142,7 +142,7 @@ func TestPostFromManyGoroutines(t *testing.T) {
 // TestStaleGenerationDropped: an event for an fd closed earlier in the same pass (and reused by
 // a new registration) is not delivered to the new owner.
 func TestStaleGenerationDropped(t *testing.T) {
-	l, err := NewLoop(LoopConfig{ListenFD: -1, CPU: -1})
+	l, err := NewLoop(LoopConfig{ListenFD: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestAcceptAndReadEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := make(chan []byte, 10)
-	l, _ := startLoop(t, LoopConfig{ListenFD: fds[0], CPU: -1}, func(_ *Loop, fd int, ev uint32) {
+	l, _ := startLoop(t, LoopConfig{ListenFD: fds[0]}, func(_ *Loop, fd int, ev uint32) {
 		if ev&EventRead != 0 {
 			buf := make([]byte, 100)
 			n, _ := unix.Read(fd, buf)
@@ -233,7 +233,7 @@ func TestAcceptPausesOnEMFILE(t *testing.T) {
 	}()
 	var lim unix.Rlimit
 	unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
-	l, err := NewLoop(LoopConfig{ListenFD: fds[0], CPU: -1, AcceptBackoff: 20 * time.Millisecond})
+	l, err := NewLoop(LoopConfig{ListenFD: fds[0], AcceptBackoff: 20 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestRequeue(t *testing.T) {
 	defer unix.Close(p[1])
 	calls := make(chan int, 10)
 	n := 0
-	l, _ := startLoop(t, LoopConfig{ListenFD: -1, CPU: -1}, func(l *Loop, fd int, ev uint32) {
+	l, _ := startLoop(t, LoopConfig{ListenFD: -1}, func(l *Loop, fd int, ev uint32) {
 		if ev&EventRead == 0 {
 			return
 		}

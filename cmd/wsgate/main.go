@@ -151,6 +151,10 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 	if o.cfg.Conn.PingInterval == 0 {
 		o.cfg.Conn.PingInterval = -1 // the flag's 0 means off; the library's 0 means default
 	}
+	if o.cfg.Conn.PongMisses < 2 {
+		fmt.Fprintln(stderr, "wsgate: -pong-misses must be at least 2 (with 1 a healthy peer whose pong is a little late is closed)")
+		return 2
+	}
 	if o.cfg.PubSub.DedupWindow == 0 {
 		o.cfg.PubSub.DedupWindow = -1 // likewise
 	}
