@@ -95,8 +95,12 @@ func (q *Queue) Grow(n int) []byte {
 			return t.b[l : l+n]
 		}
 	}
+	// The first chunk of an empty queue is sized for what is written (a handshake response, one
+	// ping, one echo: usually one small frame, after which the queue drains and is released);
+	// later chunks take chunkSize so that a burst of small frames coalesces. After a connect
+	// storm the pool then holds small chunks, not 4 KiB per handshake.
 	size := n
-	if size < chunkSize {
+	if q.n > 0 && size < chunkSize {
 		size = chunkSize
 	}
 	b := q.pool.Get(size)[:n]
