@@ -114,7 +114,7 @@ func (p *PubSub) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	out, _ := p.Publish(b.Channel, b.ID, b.Data, true)
+	out := p.Publish(b.Channel, b.ID, b.Data, true)
 	rep := publishReply{Channel: b.Channel, Seq: out.Seq, ID: b.ID, Delivered: out.Delivered, Duplicate: out.Duplicate}
 	status := http.StatusOK
 	if out.Duplicate {
@@ -150,7 +150,7 @@ func (p *PubSub) publishBatch(w http.ResponseWriter, body []byte) {
 	results := make([]publishReply, len(batch))
 	total := 0
 	for i, b := range batch {
-		out, _ := p.Publish(b.Channel, b.ID, b.Data, true)
+		out := p.Publish(b.Channel, b.ID, b.Data, true)
 		results[i] = publishReply{Channel: b.Channel, Seq: out.Seq, ID: b.ID, Delivered: out.Delivered, Duplicate: out.Duplicate}
 		total += out.Delivered
 	}

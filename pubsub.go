@@ -197,7 +197,7 @@ func (p *PubSub) OnMessage(c *conn.Conn, op ws.OpCode, payload []byte) {
 			p.replyError(c, cl, code, err.Error())
 			return
 		}
-		res, _ := p.Publish(req.Channel, req.ID, req.Data, false)
+		res := p.Publish(req.Channel, req.ID, req.Data, false)
 		p.reply(c, func(b []byte) []byte {
 			if res.Duplicate {
 				b = append(b, `{"op":"duplicate","channel":"`...)
@@ -293,7 +293,7 @@ type PublishOutcome struct {
 // of channel. The message frame is encoded once and shared by every subscriber's queue. With wait
 // it returns after every loop has queued the message, with the number of subscribers reached.
 // Any goroutine except a loop goroutine when wait is set (a loop must not wait on itself).
-func (p *PubSub) Publish(channel, id string, data []byte, wait bool) (PublishOutcome, error) {
+func (p *PubSub) Publish(channel, id string, data []byte, wait bool) PublishOutcome {
 	var f []byte
 	var done *fanoutWait
 	if wait {
@@ -315,7 +315,7 @@ func (p *PubSub) Publish(channel, id string, data []byte, wait bool) (PublishOut
 		done.wg.Wait()
 		out.Delivered = int(done.n.Load())
 	}
-	return out, nil
+	return out
 }
 
 type fanoutWait struct {

@@ -127,10 +127,9 @@ func (c *Conn) keep(rest []byte, need int, inIn bool) {
 	}
 	want := max(need, len(rest))
 	if c.in != nil && cap(c.in) >= want {
-		if inIn || len(rest) <= cap(c.in) {
-			c.in = c.in[:copy(c.in[:cap(c.in)], rest)]
-			return
-		}
+		// rest may alias c.in (then this is a move to the front) or the shared read buffer.
+		c.in = c.in[:copy(c.in[:cap(c.in)], rest)]
+		return
 	}
 	nb := c.e.pool.Get(want)
 	nb = nb[:copy(nb[:want], rest)]
