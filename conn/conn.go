@@ -1,9 +1,13 @@
 package conn
 
 import (
+	"context"
 	"errors"
+	"log/slog"
+	"net/netip"
 
 	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/frame"
 	"github.com/wsgate/wsgate/netpoll"
@@ -174,6 +178,7 @@ func (c *Conn) sendClose(code ws.StatusCode, reason string) {
 // more input is processed, and the socket is closed when the peer closes its side or the close
 // timeout passes.
 func (c *Conn) fail(code ws.StatusCode, reason string) {
+	c.debug("connection failed", "close_code", int(code), "reason", reason)
 	c.flags |= flagFailed
 	if c.flags&flagCloseSent == 0 && c.state == stateOpen {
 		c.sendClose(code, reason)
@@ -214,6 +219,25 @@ func (c *Conn) closeNow(code ws.StatusCode) {
 	}
 	// The struct goes back to the pool at the end of the pass (it may be in e.dirty).
 	c.markDirty()
+}
+
+// debug logs an event of this connection at debug level, with its ID and peer address. Nothing
+// is formatted (and getpeername(2) is not called) unless debug logging is on.
+func (c *Conn) debug(msg string, args ...any) {
+	log := c.e.loop.Logger()
+	if !log.Enabled(context.Background(), slog.LevelDebug) {
+		return
+	}
+	peer := "unknown"
+	if sa, err := unix.Getpeername(int(c.fd)); err == nil {
+		switch a := sa.(type) {
+		case *unix.SockaddrInet4:
+			peer = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
+		case *unix.SockaddrInet6:
+			peer = netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String()
+		}
+	}
+	log.Debug(msg, append(args, "conn", c.id, "peer", peer)...)
 }
 
 func (c *Conn) releaseIn() {

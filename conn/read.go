@@ -210,6 +210,7 @@ func (c *Conn) handshake(data []byte) int {
 // reject answers the handshake with an HTTP error and closes once it is flushed.
 func (c *Conn) reject(reason int, resp []byte) {
 	c.e.Stats.Rejects[reason].Add(1)
+	c.debug("handshake refused", "reason", RejectNames[reason])
 	c.queue().Write(resp)
 	c.state = stateClosing
 	c.flags |= flagHangup | flagFailed

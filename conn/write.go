@@ -1,6 +1,8 @@
 package conn
 
 import (
+	"time"
+
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 )
@@ -91,14 +93,17 @@ func (c *Conn) onTimer(now int64) {
 	switch c.state {
 	case stateHandshake:
 		e.Stats.Rejects[RejectTimeout].Add(1)
+		c.debug("handshake timed out")
 		c.closeNow(ws.StatusAbnormalClosure)
 	case stateClosing:
 		e.Stats.CloseTimeouts.Add(1)
+		c.debug("close handshake timed out")
 		c.closeNow(ws.StatusCode(c.closeCode))
 	case stateOpen:
 		if cfg.PingInterval > 0 && now-c.lastRecv >= int64(cfg.PongMisses)*int64(cfg.PingInterval) {
 			// Dead peer: tell it why if it can still hear, then close without a long wait.
 			e.Stats.PingTimeouts.Add(1)
+			c.debug("ping timeout", "silent_for", time.Duration(now-c.lastRecv))
 			c.sendClose(ws.StatusGoingAway, "ping timeout")
 			c.state = stateClosing
 			c.flags |= flagFailed
