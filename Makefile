@@ -4,7 +4,7 @@ BIN     ?= bin
 ARGS    ?= -mode echo
 FUZZTIME ?= 20s
 
-.PHONY: build run test check bench fuzz loadtest compare clean
+.PHONY: build run test test-browser check bench fuzz loadtest compare clean
 
 build:
 	$(GO) build -o $(BIN)/wsgate ./cmd/wsgate
@@ -24,11 +24,16 @@ test:
 	  echo "== $$d"; (cd $$d && $(GO) test -race -shuffle=on ./...) || exit 1; \
 	done
 
+# The demo page in a real headless browser (Debian's /usr/bin/chromium; .ci/run installs it).
+test-browser:
+	$(GO) test -tags browser -race -run Browser -count=1 .
+
 # gofmt, go vet and the import-direction rules of docs/architecture.md.
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags browser .
 	@for d in bench/peers/*/; do [ -f $$d/go.mod ] || continue; (cd $$d && $(GO) vet ./...) || exit 1; done
 	bash .ci/imports.sh
 

@@ -9,8 +9,9 @@ import (
 	"time"
 )
 
-// startAdmin serves /metrics, /healthz and /debug/pprof/ (and the pub/sub API when enabled) on
-// Config.AdminAddr with net/http: this listener carries a few requests a second, not the data path.
+// startAdmin serves the demo page at /, /metrics, /healthz and /debug/pprof/ (and the pub/sub
+// API when enabled) on Config.AdminAddr with net/http: this listener carries a few requests a
+// second, not the data path.
 func (s *Server) startAdmin() error {
 	ln, err := net.Listen("tcp", s.cfg.AdminAddr)
 	if err != nil {
@@ -29,6 +30,7 @@ func (s *Server) startAdmin() error {
 			fmt.Fprintf(w, "ok\nconnections %d\n", s.held.Load())
 		}
 	})
+	mux.HandleFunc("GET /{$}", s.serveDemo) // the demo page (demo.go); "/{$}" is "/" only, so no key
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
