@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -30,6 +31,7 @@ type options struct {
 	cfg       wsgate.Config
 	logLevel  string
 	logFormat string
+	version   bool
 }
 
 // newFlagSet declares every flag of the server into o.
@@ -74,6 +76,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&ps.MaxErrors, "max-errors", 10, "pubsub: bad requests a connection may send before it is closed with 1008")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	return fs
 }
 
@@ -142,6 +145,10 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 		fmt.Fprintf(stderr, "wsgate: unexpected argument %q (see wsgate -h)\n", fs.Arg(0))
 		return 2
 	}
+	if o.version {
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	}
 	logger, err := newLogger(stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		fmt.Fprintln(stderr, "wsgate:", err)
@@ -189,6 +196,21 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 		logger.Info("shutdown complete")
 	}
 	return 0
+}
+
+// versionString reports the module version and VCS revision the binary was built from.
+func versionString() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "wsgate (no build information)"
+	}
+	v := "wsgate " + bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" {
+			v += " " + s.Value
+		}
+	}
+	return v + " " + bi.GoVersion
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

@@ -86,6 +86,10 @@ func TestHelpDocumentsEveryFlagAndEnv(t *testing.T) {
 			t.Errorf("help lacks -%s or %s", f.Name, envName(f.Name))
 		}
 	})
+	out.Reset()
+	if code := run([]string{"-version"}, &out, &errb, nil); code != 0 || !strings.HasPrefix(out.String(), "wsgate ") {
+		t.Fatalf("-version: exit %d, output %q", code, out.String())
+	}
 	if code := run([]string{"-no-such-flag"}, &out, &errb, nil); code != 2 {
 		t.Fatalf("unknown flag exit %d, want 2", code)
 	}
