@@ -48,12 +48,10 @@ type Conn struct {
 	timer netpoll.Timer
 
 	id       uint64
-	since    int64 // accept time, then open time, then close-sent time (loop clock, ns)
 	lastRecv int64 // last frame of any kind received
 	lastData int64 // last data frame received (idle timeout)
 	nextPing int64
-	tokens   float64 // rate limit bucket
-	tokAt    int64
+	tokAt    int64 // when tokens was last topped up
 
 	fd        int32
 	closeCode uint16 // code reported to OnClose
@@ -61,6 +59,7 @@ type Conn struct {
 	state     uint8
 	fragOp    ws.OpCode // opcode of the fragmented message in progress, 0 if none
 	utf8      frame.UTF8
+	tokens    float32 // rate limit bucket (float32: packs with the small fields above)
 }
 
 // ErrClosed is returned by writes to a connection that is closing or closed.
@@ -160,8 +159,7 @@ func (c *Conn) Close(code ws.StatusCode, reason string) {
 	}
 	c.sendClose(code, reason)
 	c.state = stateClosing
-	c.since = c.e.loop.Now()
-	c.e.loop.Wheel().Schedule(&c.timer, c.since+int64(c.e.cfg.CloseTimeout))
+	c.armCloseTimeout()
 }
 
 func (c *Conn) sendClose(code ws.StatusCode, reason string) {
@@ -185,8 +183,7 @@ func (c *Conn) fail(code ws.StatusCode, reason string) {
 	}
 	if c.state == stateOpen {
 		c.state = stateClosing
-		c.since = c.e.loop.Now()
-		c.e.loop.Wheel().Schedule(&c.timer, c.since+int64(c.e.cfg.CloseTimeout))
+		c.armCloseTimeout()
 	}
 	// Half-close after the flush tells the peer we are done even if it never answers the close.
 	c.flags |= flagHangup
@@ -238,6 +235,11 @@ func (c *Conn) debug(msg string, args ...any) {
 		}
 	}
 	log.Debug(msg, append(args, "conn", c.id, "peer", peer)...)
+}
+
+// armCloseTimeout gives the peer Config.CloseTimeout from now to finish closing.
+func (c *Conn) armCloseTimeout() {
+	c.e.loop.Wheel().Schedule(&c.timer, c.e.loop.Now()+int64(c.e.cfg.CloseTimeout))
 }
 
 func (c *Conn) releaseIn() {

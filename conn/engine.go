@@ -216,7 +216,6 @@ func (e *Engine) OnAccept(fd int) {
 		c.flags |= flagOverLimit
 	}
 	now := e.loop.Now()
-	c.since = now
 	c.state = stateHandshake
 	e.loop.Wheel().Schedule(&c.timer, now+int64(e.cfg.HandshakeTimeout))
 }

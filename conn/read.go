@@ -71,8 +71,7 @@ func (c *Conn) onEOF() {
 		c.flags |= flagPeerEOF | flagHangup
 		if c.state != stateClosing {
 			c.state = stateClosing
-			c.since = c.e.loop.Now()
-			c.e.loop.Wheel().Schedule(&c.timer, c.since+int64(c.e.cfg.CloseTimeout))
+			c.armCloseTimeout()
 		}
 		c.markDirty()
 		return
@@ -198,9 +197,9 @@ func (c *Conn) handshake(data []byte) int {
 	now := e.loop.Now()
 	c.state = stateOpen
 	c.flags |= flagOpened
-	c.since, c.lastRecv, c.lastData = now, now, now
+	c.lastRecv, c.lastData = now, now
 	if e.cfg.MaxMsgRate > 0 {
-		c.tokens, c.tokAt = float64(e.cfg.MsgBurst), now
+		c.tokens, c.tokAt = float32(e.cfg.MsgBurst), now
 	}
 	c.armHeartbeat(now)
 	e.h.OnOpen(c)
@@ -214,8 +213,7 @@ func (c *Conn) reject(reason int, resp []byte) {
 	c.queue().Write(resp)
 	c.state = stateClosing
 	c.flags |= flagHangup | flagFailed
-	c.since = c.e.loop.Now()
-	c.e.loop.Wheel().Schedule(&c.timer, c.since+int64(c.e.cfg.CloseTimeout))
+	c.armCloseTimeout()
 }
 
 // frames parses and handles every complete frame in p. It returns the incomplete tail and, when
@@ -336,10 +334,10 @@ func (c *Conn) allow() bool {
 		return true
 	}
 	now := c.lastRecv
-	c.tokens += float64(now-c.tokAt) * cfg.MaxMsgRate / 1e9
+	c.tokens += float32(float64(now-c.tokAt) * cfg.MaxMsgRate / 1e9)
 	c.tokAt = now
-	if c.tokens > float64(cfg.MsgBurst) {
-		c.tokens = float64(cfg.MsgBurst)
+	if c.tokens > float32(cfg.MsgBurst) {
+		c.tokens = float32(cfg.MsgBurst)
 	}
 	if c.tokens < 1 {
 		c.e.Stats.RateLimited.Add(1)
@@ -380,7 +378,6 @@ func (c *Conn) onCloseFrame(payload []byte) {
 	// first, RFC 6455 7.1.1).
 	c.state = stateClosing
 	c.flags |= flagHangup
-	c.since = c.e.loop.Now()
-	c.e.loop.Wheel().Schedule(&c.timer, c.since+int64(c.e.cfg.CloseTimeout))
+	c.armCloseTimeout()
 	c.markDirty()
 }
