@@ -91,9 +91,6 @@ func (h *harness) step(d time.Duration) {
 	h.pass()
 }
 
-// elapsed is the fake time since the origin.
-func (h *harness) elapsed() time.Duration { return time.Duration(h.now - testOrigin) }
-
 // peer is the client end of one connection.
 type peer struct {
 	h   *harness

@@ -220,6 +220,7 @@ func (c *Conn) reject(reason int, resp []byte) {
 // the tail's header is complete, the tail's full frame size (to size its buffer).
 func (c *Conn) frames(p []byte) (rest []byte, need int) {
 	e := c.e
+	var now int64 // read once per batch, at its first complete frame
 	for len(p) > 0 {
 		h, hn, perr := frame.ParseHeader(p)
 		if perr != nil {
@@ -247,7 +248,10 @@ func (c *Conn) frames(p []byte) (rest []byte, need int) {
 		frame.Unmask(payload, h.Mask, 0)
 		p = p[total:]
 		e.Stats.FramesIn.Add(1)
-		c.lastRecv = e.loop.Now()
+		if now == 0 {
+			now = e.loop.Now()
+		}
+		c.lastRecv = now
 		c.frame(h, payload)
 		if c.state == stateClosed || c.flags&(flagFailed|flagCloseRecv) != 0 {
 			return nil, 0 // anything after a close or a failure is ignored

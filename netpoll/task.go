@@ -80,10 +80,3 @@ func (q *taskQueue) run() int {
 	q.mu.Unlock()
 	return len(tasks)
 }
-
-func (q *taskQueue) pending() bool {
-	q.mu.Lock()
-	n := len(q.tasks)
-	q.mu.Unlock()
-	return n > 0
-}
