@@ -38,6 +38,11 @@ func (s *Server) startAdmin() error {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	if s.pubsub != nil {
 		s.pubsub.routeAPI(mux)
+	} else {
+		// Without the pub/sub gateway there is no API; say where it is rather than a bare 404.
+		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+			writeJSONError(w, http.StatusNotFound, "the publish API exists in pubsub mode (-mode pubsub)")
+		})
 	}
 	s.adminLn = ln
 	s.admin = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}

@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxAPIBody bounds a request body of the HTTP API (a batch of publishes).
@@ -45,10 +46,35 @@ func (p *PubSub) auth(next http.Handler) http.Handler {
 	})
 }
 
+// writeJSON answers v as JSON. HTML escaping is off: the bodies go to API clients and operators'
+// terminals, where "<key>" must read as such, not as "\u003ckey\u003e".
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// readBody reads a request body of at most maxAPIBody bytes of UTF-8. It answers the client
+// itself (413 when the body is larger, 400 when reading fails or the bytes are not UTF-8) and returns ok=false in that case.
+func readBody(w http.ResponseWriter, r *http.Request) (body []byte, ok bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAPIBody+1))
+	if err != nil {
+		writeJSONError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		return nil, false
+	}
+	if len(body) > maxAPIBody {
+		writeJSONError(w, http.StatusRequestEntityTooLarge, "body over 16 MiB")
+		return nil, false
+	}
+	// JSON is UTF-8 (RFC 8259 8.1). encoding/json would turn invalid bytes in an id into U+FFFD
+	// without a word, and pass them through raw in data, where text frames must not carry them.
+	if !utf8.Valid(body) {
+		writeJSONError(w, http.StatusBadRequest, "body is not valid UTF-8")
+		return nil, false
+	}
+	return body, true
 }
 
 func writeJSONError(w http.ResponseWriter, status int, msg string) {
@@ -95,13 +121,8 @@ func (p *PubSub) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusMethodNotAllowed, "use POST")
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxAPIBody+1))
-	if err != nil {
-		writeJSONError(w, http.StatusBadRequest, "reading body: "+err.Error())
-		return
-	}
-	if len(body) > maxAPIBody {
-		writeJSONError(w, http.StatusRequestEntityTooLarge, "body over 16 MiB")
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -168,10 +189,18 @@ func (p *PubSub) handleBroadcast(w http.ResponseWriter, r *http.Request) {
 		ID   string          `json:"id"`
 		Data json.RawMessage `json:"data"`
 	}
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxAPIBody))
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&b); err != nil {
 		writeJSONError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
+		return
+	}
+	if dec.More() {
+		writeJSONError(w, http.StatusBadRequest, "invalid JSON: more than one object")
 		return
 	}
 	if err := checkPublish("broadcast", b.ID, b.Data); err != nil {

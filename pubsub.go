@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/gobwas/ws"
@@ -248,6 +249,7 @@ var (
 	errBadChannel = errors.New("invalid channel name")
 	errBadID      = errors.New("invalid id (at most 128 bytes of UTF-8)")
 	errNoData     = errors.New(`"data" is required and must be JSON`)
+	errDataUTF8   = errors.New(`"data" is not valid UTF-8 (it is sent in text frames, which clients reject otherwise)`)
 )
 
 // checkPublish validates a publish's fields.
@@ -255,11 +257,16 @@ func checkPublish(channel, id string, data json.RawMessage) error {
 	if !ValidChannel(channel) {
 		return errBadChannel
 	}
-	if len(id) > maxPublishID || !frame.ValidUTF8([]byte(id)) {
+	if len(id) > maxPublishID || !utf8.ValidString(id) {
 		return errBadID
 	}
 	if len(bytes.TrimSpace(data)) == 0 || !json.Valid(data) {
 		return errNoData
+	}
+	// encoding/json accepts invalid UTF-8 inside strings; a text frame carrying it makes every
+	// RFC 6455 client fail the connection with 1007, so one bad publish would cut a channel.
+	if !utf8.Valid(data) {
+		return errDataUTF8
 	}
 	return nil
 }

@@ -358,3 +358,76 @@ func TestPubSubInvalidInput(t *testing.T) {
 		t.Fatalf("binary: %+v", m)
 	}
 }
+
+// TestPubSubAPIRefusesBadBodies: data that is not valid UTF-8 is refused on every publish path
+// (a text frame carrying it would make every conforming client fail with 1007), and every body
+// over the limit gets 413, with nothing numbered or delivered for either.
+func TestPubSubAPIRefusesBadBodies(t *testing.T) {
+	s := pubsubServer(t, Config{})
+	c := dialSub(t, s)
+	c.subscribe("news")
+	bad := "{\"channel\":\"news\",\"data\":\"\xff\xfe\"}"
+	for _, tc := range []struct{ path, ctype, body string }{
+		{"/api/publish", "", bad},
+		{"/api/publish", "application/x-ndjson", "{\"channel\":\"news\",\"data\":1}\n" + bad + "\n"},
+		{"/api/broadcast", "", "{\"data\":\"\xff\xfe\"}"},
+		{"/api/broadcast", "", "{\"id\":\"\xff\",\"data\":1}"},
+	} {
+		st, rep := apiPost(t, s, tc.path, "", tc.ctype, tc.body)
+		if msg, _ := rep["error"].(string); st != 400 || !strings.Contains(msg, "UTF-8") {
+			t.Errorf("%s %q: %d %v, want 400 naming UTF-8", tc.path, tc.body, st, rep)
+		}
+	}
+	huge := `{"channel":"news","data":"` + strings.Repeat("x", maxAPIBody) + `"}`
+	for _, tc := range []struct{ path, ctype string }{
+		{"/api/publish", ""}, {"/api/publish", "application/x-ndjson"}, {"/api/broadcast", ""},
+	} {
+		if st, rep := apiPost(t, s, tc.path, "", tc.ctype, huge); st != 413 || rep["error"] == "" {
+			t.Errorf("%s %s with %d bytes: %d %v, want 413", tc.path, tc.ctype, len(huge), st, rep)
+		}
+	}
+	// Nothing above was numbered or sent: the next good publish is seq 1 and the first frame.
+	if st, rep := apiPost(t, s, "/api/publish", "", "", `{"channel":"news","data":"ok"}`); st != 200 || rep["seq"] != float64(1) {
+		t.Fatalf("good publish: %d %v", st, rep)
+	}
+	if m := c.read(); m.Op != "message" || m.Seq != 1 || string(m.Data) != `"ok"` {
+		t.Fatalf("first frame after the refused publishes: %+v", m)
+	}
+}
+
+// TestCheckPublishUTF8 covers the client-publish path's validation directly: a text frame never
+// carries invalid UTF-8 (the engine fails it with 1007 first), but the check is the same.
+func TestCheckPublishUTF8(t *testing.T) {
+	if err := checkPublish("a", "", json.RawMessage("\"\xc3\x28\"")); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+		t.Fatalf("invalid UTF-8 data: %v", err)
+	}
+	if err := checkPublish("a", "\xff", json.RawMessage("1")); err != errBadID {
+		t.Fatalf("invalid UTF-8 id: %v", err)
+	}
+	if err := checkPublish("a", "é", json.RawMessage(`"ünïcode ✓"`)); err != nil {
+		t.Fatalf("valid UTF-8: %v", err)
+	}
+}
+
+// TestAPIErrorBodiesReadable: error bodies print < and > as such (not \u003c), and echo mode
+// answers /api/ with a JSON 404 that says where the API is.
+func TestAPIErrorBodiesReadable(t *testing.T) {
+	s := pubsubServer(t, Config{PubSub: PubSubConfig{APIKey: "k"}})
+	resp, err := http.Post("http://"+s.AdminAddr()+"/api/publish", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || !bytes.Contains(b, []byte("Bearer <key>")) {
+		t.Fatalf("401 body %q", b)
+	}
+
+	e := startServer(t, Config{Mode: ModeEcho, AdminAddr: "127.0.0.1:0"})
+	for _, path := range []string{"/api/publish", "/api/stats", "/api/"} {
+		st, rep := apiPost(t, e, path, "", "", `{"channel":"a","data":1}`)
+		if st != 404 || rep["error"] != "the publish API exists in pubsub mode (-mode pubsub)" {
+			t.Errorf("echo mode POST %s: %d %v", path, st, rep)
+		}
+	}
+}
