@@ -203,8 +203,6 @@ func (c *Conn) closeNow(code ws.StatusCode) {
 	e.loop.Wheel().Stop(&c.timer)
 	e.loop.Close(int(c.fd))
 	e.conns[c.fd] = nil
-	e.Stats.Open.Add(-1)
-	e.held.Add(-1)
 	if c.out != nil {
 		c.out.Release()
 		c.out = nil
@@ -214,6 +212,10 @@ func (c *Conn) closeNow(code ws.StatusCode) {
 	if c.flags&flagOpened != 0 {
 		e.h.OnClose(c, ws.StatusCode(c.closeCode))
 	}
+	// Counted out only after OnClose: whoever sees the count reach zero (Shutdown, a test, a
+	// scrape) also sees everything the handler released, such as a connection's subscriptions.
+	e.Stats.Open.Add(-1)
+	e.held.Add(-1)
 	// The struct goes back to the pool at the end of the pass (it may be in e.dirty).
 	c.markDirty()
 }
