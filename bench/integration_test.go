@@ -371,13 +371,7 @@ func TestSourceAddressesAreSpread(t *testing.T) {
 }
 
 func TestRefusedConnectionsAreCountedByReason(t *testing.T) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cfg := testConfig("ws://"+addr+"/", ScenarioConnect)
+	cfg := testConfig("ws://"+closedAddr(t)+"/", ScenarioConnect)
 	cfg.Conns = 20
 	cfg.Hold = 0
 	res := runConfig(t, cfg)

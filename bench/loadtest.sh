@@ -8,22 +8,42 @@
 #   wsgate -mode echo:                    connect, echo (closed loop), echo (paced, 2 processes), churn
 #   wsgate -mode pubsub -client-publish:  pubsub (WebSocket publish), pubsub (HTTP POST /api/publish)
 #
+# Ports: wsgate listens on 127.0.0.1:0 (WebSocket and admin) and the script
+# reads the ports the kernel chose from its start-up log line ("wsgate
+# listening addr=... admin=..."). A port picked in advance can be taken
+# before the server binds it, most often by one of the run's own client
+# sockets, whose source ports come from ip_local_port_range; a kernel-chosen
+# port cannot collide.
+#
 # Every process it starts is stopped by PID on exit; every run is bounded.
+# On failure the work directory (server logs, JSON results) is kept and named
+# on the last line; on success it is removed unless LOADTEST_OUT is set.
 # Environment:
 #   LOADTEST_SCENARIOS  space-separated subset of "connect echo churn pubsub" (default: all)
-#   LOADTEST_OUT        directory for the JSON results (default: a temporary directory)
+#   LOADTEST_OUT        keep the JSON results, charts and a Markdown table in this directory
 #   LOADTEST_CONNS      connections per scenario (default 2000)
 #   GO                  go command (default: go)
+# WSGATE_* variables are ignored: the flags below are the server's whole
+# configuration.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 GO=${GO:-go}
 SCENARIOS=${LOADTEST_SCENARIOS:-connect echo churn pubsub}
 CONNS=${LOADTEST_CONNS:-2000}
-WORK=$(mktemp -d)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/wsgate-loadtest.XXXXXX")
 OUT=${LOADTEST_OUT:-$WORK/results}
 mkdir -p "$OUT"
 SERVER_PID=""
+SERVER_LOG=""
+ADDR=""
+ADMIN=""
+
+for v in $(compgen -e); do
+	if [[ $v == WSGATE_* ]]; then
+		unset "$v"
+	fi
+done
 
 log() { printf '== %s\n' "$*" >&2; }
 
@@ -40,39 +60,25 @@ stop_server() {
 	fi
 }
 
+# cleanup stops the server and removes what nobody was told about: the work
+# directory survives a failed run (its path is the last line printed).
 cleanup() {
+	local rc=$?
 	stop_server
 	rm -rf "$WORK/bin"
-	if [[ -z "${LOADTEST_OUT:-}" ]]; then
+	if [[ $rc -eq 0 ]]; then
 		rm -rf "$WORK"
+	else
+		log "FAILED (exit $rc); server logs and results kept in $WORK"
 	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# port_free reports whether nothing listens on 127.0.0.1:$1.
-port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# free_port picks a free port below the ephemeral range, so it cannot
-# collide with the source ports of the many client sockets a run creates.
-free_port() {
-	local p lo=32768 hi
-	if read -r lo hi </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null; then :; fi
-	if ((lo <= 11000)); then lo=40000; fi
-	for _ in $(seq 1 200); do
-		p=$((10000 + RANDOM % (lo - 10000)))
-		if port_free "$p"; then
-			echo "$p"
-			return 0
-		fi
-	done
-	echo "loadtest: no free port found" >&2
-	return 1
-}
-
-# start_server ARGS...: runs wsgate on a free port; sets SERVER_PID and ADDR.
-# A start failure (say, a port taken in the meantime) is retried on
-# another port.
+# start_server NAME ARGS...: runs wsgate with ARGS on kernel-chosen ports,
+# logging to $WORK/wsgate-NAME.log; sets SERVER_PID, ADDR and ADMIN (empty
+# when the admin listener is disabled). A failed start is retried; every try
+# binds fresh kernel-chosen ports.
 start_server() {
 	local try
 	for try in 1 2 3; do
@@ -85,50 +91,72 @@ start_server() {
 }
 
 start_server_once() {
-	ADDR=127.0.0.1:$(free_port)
-	"$WORK/bin/wsgate" -addr "$ADDR" -loops 1 "$@" >"$WORK/wsgate.log" 2>&1 &
+	local name=$1 line
+	shift
+	SERVER_LOG=$WORK/wsgate-$name.log
+	"$WORK/bin/wsgate" -addr 127.0.0.1:0 -loops 1 -log-format text -log-level info "$@" >"$SERVER_LOG" 2>&1 &
 	SERVER_PID=$!
 	for _ in $(seq 1 100); do
+		# The line is written once both listeners are up:
+		# time=... level=INFO msg="wsgate listening" addr=127.0.0.1:PORT loops=1 mode=echo admin=""
+		line=$(grep -m1 'msg="wsgate listening"' "$SERVER_LOG" || true)
+		if [[ -n $line ]]; then
+			ADDR=$(sed -n 's/.* addr=\([^ ]*\).*/\1/p' <<<"$line")
+			ADMIN=$(sed -n 's/.* admin=\([^ ]*\).*/\1/p' <<<"$line")
+			ADMIN=${ADMIN//\"/}
+			if [[ $ADDR == 127.0.0.1:[1-9]* ]]; then
+				return 0
+			fi
+			echo "loadtest: cannot read the listen address from: $line" >&2
+			stop_server
+			return 1
+		fi
 		if ! kill -0 "$SERVER_PID" 2>/dev/null; then
 			echo "loadtest: wsgate $* exited at start:" >&2
-			cat "$WORK/wsgate.log" >&2
+			cat "$SERVER_LOG" >&2
+			wait "$SERVER_PID" 2>/dev/null || true
 			SERVER_PID=""
 			return 1
 		fi
-		if ! port_free "${ADDR##*:}"; then
-			return 0
-		fi
 		sleep 0.1
 	done
-	echo "loadtest: wsgate did not listen on $ADDR within 10s" >&2
-	cat "$WORK/wsgate.log" >&2
+	echo "loadtest: wsgate logged no 'wsgate listening' line within 10s:" >&2
+	cat "$SERVER_LOG" >&2
 	stop_server
 	return 1
 }
 
-# bench NAME SCENARIO ARGS...: one bounded, strict wsbench run.
+# bench NAME SCENARIO ARGS...: one bounded, strict wsbench run; its summary
+# line is kept for the table at the end.
 bench() {
 	local name=$1
 	shift
 	log "wsbench $*"
 	if ! timeout 120 "$WORK/bin/wsbench" "$@" -url "ws://$ADDR/" -server-pid "$SERVER_PID" \
-		-label wsgate -json "$OUT/$name.json" -strict; then
+		-label wsgate -json "$OUT/$name.json" -strict >"$WORK/$name.summary"; then
+		cat "$WORK/$name.summary"
 		echo "loadtest: FAILED: wsbench $*" >&2
-		echo "--- wsgate log:" >&2
-		tail -n 50 "$WORK/wsgate.log" >&2
+		echo "--- wsgate log ($SERVER_LOG):" >&2
+		tail -n 50 "$SERVER_LOG" >&2
 		return 1
 	fi
+	cat "$WORK/$name.summary"
+	RUNS+=("$name")
 }
+
+# field KEY FILE prints KEY's value from a wsbench summary line.
+field() { tr ' ' '\n' <"$2" | sed -n "s/^$1=//p" | head -n 1; }
 
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
+RUNS=()
 log "building wsgate and wsbench"
 mkdir -p "$WORK/bin"
 "$GO" build -o "$WORK/bin/wsgate" ./cmd/wsgate
 "$GO" build -o "$WORK/bin/wsbench" ./cmd/wsbench
 
 if want connect || want echo || want churn; then
-	start_server -mode echo -admin-addr ""
+	start_server echo -mode echo -admin-addr ""
 	log "wsgate -mode echo on $ADDR (pid $SERVER_PID)"
 	if want connect; then
 		bench connect connect -conns "$CONNS" -rate 5000 -hold 2s -src 127.0.0.2-127.0.0.250
@@ -145,10 +173,9 @@ if want connect || want echo || want churn; then
 fi
 
 if want pubsub; then
-	ADMIN=127.0.0.1:$(free_port)
-	start_server -mode pubsub -client-publish -admin-addr "$ADMIN"
-	if port_free "${ADMIN##*:}"; then
-		echo "loadtest: wsgate admin listener is not up on $ADMIN" >&2
+	start_server pubsub -mode pubsub -client-publish -admin-addr 127.0.0.1:0
+	if [[ -z $ADMIN ]]; then
+		echo "loadtest: wsgate reported no admin listener" >&2
 		exit 1
 	fi
 	log "wsgate -mode pubsub on $ADDR, admin $ADMIN (pid $SERVER_PID)"
@@ -158,8 +185,18 @@ if want pubsub; then
 	stop_server
 fi
 
-log "all scenarios passed; results in $OUT"
+log "all scenarios passed:"
+{
+	printf '%-12s %12s %-14s %10s %10s %14s\n' run throughput unit p50_us p99_us rss_per_conn
+	for name in "${RUNS[@]}"; do
+		f=$WORK/$name.summary
+		printf '%-12s %12s %-14s %10s %10s %14s\n' "$name" "$(field throughput "$f")" "$(field unit "$f")" \
+			"$(field p50_us "$f")" "$(field p99_us "$f")" "$(field rss_per_conn "$f")"
+	done
+} >&2
 if [[ -n "${LOADTEST_OUT:-}" ]]; then
 	"$WORK/bin/wsbench" report "$OUT"/*.json -o "$OUT/img" -md "$OUT/table.md" >/dev/null
-	log "charts and table in $OUT/img and $OUT/table.md"
+	log "results, charts and table in $OUT ($OUT/img, $OUT/table.md)"
+else
+	log "results discarded; set LOADTEST_OUT=DIR to keep them"
 fi

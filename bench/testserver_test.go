@@ -5,12 +5,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"golang.org/x/sys/unix"
 )
 
 // testServer is an independent WebSocket server built on gorilla/websocket
@@ -290,6 +292,28 @@ func (s *testServer) sourceIPs() []string {
 		ips = append(ips, ip)
 	}
 	return ips
+}
+
+// closedAddr returns a loopback host:port on which connections are refused:
+// a socket is bound to it, so no other socket can take the port while the
+// test runs, but it never listens. A port taken from a closed listener
+// instead could be reused meanwhile, e.g. as the source port of a client
+// socket (it lies in ip_local_port_range).
+func closedAddr(t testing.TB) string {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + strconv.Itoa(sa.(*unix.SockaddrInet4).Port)
 }
 
 // waitFor polls cond without a time bound on the test's outcome: it fails

@@ -4,7 +4,7 @@
 # wsbench; the table lands between <!-- compare:begin --> and
 # <!-- compare:end --> in docs/benchmarks.md. `make compare` runs it.
 #
-# Every server runs every scenario on a fresh process bound to 127.0.0.1:18080;
+# Every server runs every scenario on a fresh process bound to 127.0.0.1:PORT;
 # the order of servers rotates each round so drift (thermal, page cache, the
 # other tenants of the machine) shows up as spread between rounds instead of
 # as a bias against whoever runs last. wsbench reads the server's CPU time
@@ -32,7 +32,15 @@
 #     SRC= lets the kernel choose)
 #   RESULTS_DIR [bench/peers/results/<UTC timestamp>]         wsbench JSON files
 #   DOC [docs/benchmarks.md] IMG_DIR [docs/img/]
-#   PORT [18080] ADMIN_PORT [19090]                           servers' loopback ports
+#   PORT [picked] ADMIN_PORT [picked]                         servers' loopback ports
+# Unset, PORT and ADMIN_PORT are picked at random among the ports nothing
+# listens on, outside ip_local_port_range when the range leaves room: the
+# driver's client sockets take their source ports from that range, and one
+# of them holding the server's port makes its bind fail. When a server still
+# fails to start, both ports are picked again and the start retried (up to 3
+# times); ports set in the environment are never changed. (Not port 0: the
+# gnet peer binds one SO_REUSEPORT listener per event loop, which would each
+# get a different port.)
 # Servers bind with SO_REUSEPORT, so a stranger listening on PORT would share
 # the connections silently: the script refuses to start a server on a busy
 # port and fails any run during which a listener it did not start appeared.
@@ -65,10 +73,12 @@ DOC=${DOC:-docs/benchmarks.md}
 IMG_DIR=${IMG_DIR:-docs/img/}
 
 HOST=127.0.0.1
-PORT=${PORT:-18080}
-ADMIN_PORT=${ADMIN_PORT:-19090}
-ADDR=$HOST:$PORT
-URL=ws://$ADDR/
+PICK_PORTS=
+if [[ -z ${PORT:-} && -z ${ADMIN_PORT:-} ]]; then
+	PICK_PORTS=1
+fi
+PORT=${PORT:-}
+ADMIN_PORT=${ADMIN_PORT:-}
 case $ONLY in
 all) SCENARIOS=(connect echo pubsub-steady pubsub-overload) ;;
 pubsub) SCENARIOS=(pubsub-steady pubsub-overload) ;;
@@ -108,6 +118,51 @@ listening() { [[ -n $(ss -Htln "sport = :$1") ]]; }
 # own.
 foreign_listeners() {
 	ss -Htlnp "sport = :$1" | grep -v "pid=$2," || true
+}
+
+# pick_port EXCLUDE prints a port other than EXCLUDE that nothing listens
+# on, chosen at random outside ip_local_port_range (and above 1023) when the
+# range leaves room, otherwise anywhere in 1024-65535.
+pick_port() {
+	local exclude=$1 lo=32768 hi=60999 below above total r p i
+	read -r lo hi </proc/sys/net/ipv4/ip_local_port_range || true
+	below=$((lo > 1024 ? lo - 1024 : 0))    # 1024 .. lo-1
+	above=$((hi < 65535 ? 65535 - hi : 0)) # hi+1 .. 65535
+	total=$((below + above))
+	for ((i = 0; i < 200; i++)); do
+		r=$(((RANDOM << 15 | RANDOM) % (total > 0 ? total : 64512)))
+		if ((total == 0)); then
+			p=$((1024 + r))
+		elif ((r < below)); then
+			p=$((1024 + r))
+		else
+			p=$((hi + 1 + r - below))
+		fi
+		if [[ $p != "$exclude" ]] && ! listening "$p"; then
+			echo "$p"
+			return 0
+		fi
+	done
+	log "no free port found"
+	return 1
+}
+
+# set_ports picks PORT and ADMIN_PORT when they are not fixed by the
+# environment (or re-picks both after a failed start), and derives ADDR and
+# URL from PORT.
+set_ports() {
+	if [[ -n $PICK_PORTS ]]; then
+		PORT=$(pick_port "")
+		ADMIN_PORT=$(pick_port "$PORT")
+	fi
+	if [[ -z $PORT ]]; then
+		PORT=$(pick_port "$ADMIN_PORT")
+	fi
+	if [[ -z $ADMIN_PORT ]]; then
+		ADMIN_PORT=$(pick_port "$PORT")
+	fi
+	ADDR=$HOST:$PORT
+	URL=ws://$ADDR/
 }
 
 # wait_port_free waits (up to 30 s) until nothing listens on port $1.
@@ -168,8 +223,23 @@ show() {
 }
 
 # start_server NAME MODE TAG: starts the server, waits until it accepts,
-# sets SERVER_PID.
+# sets SERVER_PID. A server that exits while starting (say, its port was
+# taken meanwhile) is started again on freshly picked ports, when the ports
+# are the script's to pick.
 start_server() {
+	local try
+	for try in 1 2 3; do
+		if start_server_once "$@"; then
+			return 0
+		fi
+		[[ -n $PICK_PORTS && $try -lt 3 ]] || break
+		set_ports
+		log "retrying on ports $PORT and $ADMIN_PORT ($try/2)"
+	done
+	return 1
+}
+
+start_server_once() {
 	local name=$1 mode=$2 tag=$3 i
 	wait_port_free "$PORT" || return 1
 	server_cmd "$name" "$mode"
@@ -231,6 +301,7 @@ writev_per_delivery() {
 
 # --- preflight --------------------------------------------------------------
 
+set_ports
 for p in $PORT $ADMIN_PORT; do
 	if listening "$p"; then
 		log "something already listens on port $p; stop it first (SO_REUSEPORT would let it share our connections)"
@@ -310,13 +381,18 @@ files_of() {
 }
 
 # table IMG_DIR OUT FILES...: writes wsbench's Markdown table for FILES to
-# OUT; nothing when FILES is empty.
+# OUT; nothing when FILES is empty. wsbench's list of the charts it wrote is
+# shown only on failure: most of them go to a scratch directory removed on
+# exit.
 table() {
 	local img=$1 out=$2
 	shift 2
 	: >"$out"
 	if [[ $# -gt 0 ]]; then
-		"$BIN/wsbench" report "$@" -o "$img" -md "$out" >/dev/null
+		if ! "$BIN/wsbench" report "$@" -o "$img" -md "$out" >/dev/null 2>"$BIN/report.err"; then
+			cat "$BIN/report.err" >&2
+			return 1
+		fi
 	fi
 }
 

@@ -1,16 +1,22 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
-	"net"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/bench"
 )
@@ -30,31 +36,85 @@ func buildBinaries(t *testing.T) (wsgate, wsbench string) {
 	return wsgate, wsbench
 }
 
-func freePort(t *testing.T) int {
+// closedPort returns a loopback port on which connections are refused: a
+// socket is bound to it (so nothing else can take it) but never listens.
+// The socket is closed when the test ends.
+func closedPort(t *testing.T) int {
 	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sa.(*unix.SockaddrInet4).Port
 }
 
-// startWsgate runs wsgate on a free loopback port and stops it (by its PID)
-// when the test ends. It returns the ws:// URL and the PID.
-func startWsgate(t *testing.T, bin string, args ...string) (string, int) {
+// wsgateServer is a wsgate subprocess started by startWsgate.
+type wsgateServer struct {
+	URL   string // ws:// URL of the WebSocket listener
+	Admin string // admin listener host:port, "" when disabled
+	PID   int
+}
+
+// listeningRE matches wsgate's start-up line (text log format), written once
+// the WebSocket and admin listeners are up.
+var listeningRE = regexp.MustCompile(`msg="wsgate listening" addr=(\S+) .* admin=(\S+)`)
+
+// startWsgate runs wsgate with -addr 127.0.0.1:0 (and any -admin-addr in
+// args, typically 127.0.0.1:0 too) and reads the addresses the kernel chose
+// from its start-up log line: a port picked in advance could be taken before
+// wsgate binds it. The server is stopped by its PID when the test ends.
+func startWsgate(t *testing.T, bin string, args ...string) wsgateServer {
 	t.Helper()
-	addr := "127.0.0.1:" + strconv.Itoa(freePort(t))
+	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0", "-loops", "1", "-log-format", "text"}, args...)...)
+	cmd.Env = wsgateFreeEnv()
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
 	var logs bytes.Buffer
-	cmd := exec.Command(bin, append([]string{"-addr", addr, "-loops", "1"}, args...)...)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.Stdout = &lockedWriter{mu: &mu, w: &logs}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	listening := make(chan []string, 1)
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			mu.Lock()
+			logs.Write(sc.Bytes())
+			logs.WriteByte('\n')
+			mu.Unlock()
+			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case listening <- m:
+				default:
+				}
+			}
+		}
+	}()
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() {
+		<-scanned // Wait must not close the pipe before it is read to EOF
+		exited <- cmd.Wait()
+	}()
+	output := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.String()
+	}
 	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Process.Signal(syscall.SIGTERM) // the process this test started, by PID
 		select {
 		case <-exited:
 		case <-time.After(15 * time.Second):
@@ -62,24 +122,43 @@ func startWsgate(t *testing.T, bin string, args ...string) (string, int) {
 			<-exited
 		}
 		if t.Failed() {
-			t.Logf("wsgate output:\n%s", logs.String())
+			t.Logf("wsgate output:\n%s", output())
 		}
 	})
-	for {
-		c, err := net.Dial("tcp4", addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("wsgate exited: %v\n%s", err, logs.String())
-		case <-t.Context().Done():
-			t.Fatal("wsgate never listened")
-		case <-time.After(10 * time.Millisecond):
+	var m []string
+	select {
+	case m = <-listening:
+	case err := <-exited:
+		exited <- err
+		t.Fatalf("wsgate exited: %v\n%s", err, output())
+	case <-t.Context().Done():
+		t.Fatalf("wsgate never logged its listen address\n%s", output())
+	}
+	return wsgateServer{URL: "ws://" + m[1] + "/", Admin: strings.Trim(m[2], `"`), PID: cmd.Process.Pid}
+}
+
+// wsgateFreeEnv is this process's environment without WSGATE_* variables,
+// which would configure the server behind the test's back.
+func wsgateFreeEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "WSGATE_") {
+			env = append(env, kv)
 		}
 	}
-	return "ws://" + addr + "/", cmd.Process.Pid
+	return env
+}
+
+// lockedWriter serialises writes to w with mu.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 // runWsbench runs the wsbench binary with -json and returns the result.
@@ -118,8 +197,8 @@ func TestAgainstWsgateEchoMode(t *testing.T) {
 	// Pings every second, and a connection only counts as dead after ten
 	// silent intervals: on a loaded 2-core CI machine a process can be
 	// starved for a while, and this test is about counts, not timing.
-	url, pid := startWsgate(t, wsgate, "-mode", "echo", "-admin-addr", "", "-ping-interval", "1s", "-pong-misses", "10")
-	spid := strconv.Itoa(pid)
+	srv := startWsgate(t, wsgate, "-mode", "echo", "-admin-addr", "", "-ping-interval", "1s", "-pong-misses", "10")
+	url, spid := srv.URL, strconv.Itoa(srv.PID)
 
 	t.Run("connect", func(t *testing.T) {
 		r := runWsbench(t, wsbench, "connect", "-url", url, "-conns", "1000", "-rate", "4000", "-hold", "2500ms",
@@ -179,10 +258,12 @@ func TestAgainstWsgateEchoMode(t *testing.T) {
 // sequence numbers, that every subscriber got every message exactly once.
 func TestAgainstWsgatePubSubMode(t *testing.T) {
 	wsgate, wsbench := buildBinaries(t)
-	admin := "127.0.0.1:" + strconv.Itoa(freePort(t))
-	url, pid := startWsgate(t, wsgate, "-mode", "pubsub", "-client-publish", "-api-key", "test-key",
-		"-admin-addr", admin, "-ping-interval", "1s", "-pong-misses", "10")
-	spid := strconv.Itoa(pid)
+	srv := startWsgate(t, wsgate, "-mode", "pubsub", "-client-publish", "-api-key", "test-key",
+		"-admin-addr", "127.0.0.1:0", "-ping-interval", "1s", "-pong-misses", "10")
+	url, admin, spid := srv.URL, srv.Admin, strconv.Itoa(srv.PID)
+	if admin == "" {
+		t.Fatal("wsgate reported no admin listener")
+	}
 	check := func(t *testing.T, r *bench.Result, subsPerChannel int64) {
 		t.Helper()
 		p := r.PubSub
@@ -269,7 +350,7 @@ func TestUsageErrors(t *testing.T) {
 // TestStrictFailsOnRefusedConnections runs the CLI in-process against a
 // closed port: every connection fails, so -strict must exit with 3.
 func TestStrictFailsOnRefusedConnections(t *testing.T) {
-	url := "ws://127.0.0.1:" + strconv.Itoa(freePort(t)) + "/"
+	url := "ws://127.0.0.1:" + strconv.Itoa(closedPort(t)) + "/"
 	var stdout, stderr bytes.Buffer
 	code := run([]string{"connect", "-url", url, "-conns", "5", "-hold", "0s", "-strict"}, &stdout, &stderr)
 	if code != exitStrict {
@@ -277,5 +358,86 @@ func TestStrictFailsOnRefusedConnections(t *testing.T) {
 	}
 	if !strings.Contains(stdout.String(), "failures=refused:5") {
 		t.Errorf("summary %q", stdout.String())
+	}
+}
+
+// runLoadtest runs bench/loadtest.sh (make loadtest) with env added, with
+// its temporary directories under a test directory, and returns its exit
+// error and its output.
+func runLoadtest(t *testing.T, env ...string) (error, string) {
+	t.Helper()
+	cmd := exec.Command("bash", filepath.Join("..", "..", "bench", "loadtest.sh"))
+	cmd.Env = append(os.Environ(), append([]string{"TMPDIR=" + t.TempDir()}, env...)...)
+	out, err := cmd.CombinedOutput()
+	t.Logf("loadtest.sh %s:\n%s", strings.Join(env, " "), out)
+	return err, string(out)
+}
+
+// reportedPaths returns the absolute paths named in the "== " lines at the
+// end of loadtest.sh's output (from the line starting with start on).
+func reportedPaths(out, start string) []string {
+	i := strings.LastIndex(out, start)
+	if i < 0 {
+		return nil
+	}
+	var paths []string
+	for _, line := range strings.Split(out[i:], "\n") {
+		if !strings.HasPrefix(line, "== ") {
+			continue
+		}
+		for _, f := range strings.FieldsFunc(line, func(r rune) bool { return r == ' ' || r == '(' || r == ')' || r == ',' || r == ';' }) {
+			if strings.HasPrefix(f, "/") {
+				paths = append(paths, f)
+			}
+		}
+	}
+	return paths
+}
+
+// TestLoadtestScript runs the smoke load test on a small scale: it must
+// find wsgate's kernel-chosen WebSocket and admin ports (pubsub publishes
+// over HTTP to the admin port), pass, and name at the end only paths that
+// exist after it exited; a failed run names its kept work directory.
+func TestLoadtestScript(t *testing.T) {
+	err, out := runLoadtest(t, "LOADTEST_SCENARIOS=connect pubsub", "LOADTEST_CONNS=100")
+	if err != nil {
+		t.Fatalf("loadtest.sh failed: %v", err)
+	}
+	if !strings.Contains(out, "-publish-url http://127.0.0.1:") {
+		t.Error("no HTTP publish run against the admin listener")
+	}
+	for _, p := range reportedPaths(out, "== all scenarios passed") {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("the end of the output names %s, which does not exist: %v", p, err)
+		}
+	}
+
+	keep := filepath.Join(t.TempDir(), "results")
+	err, out = runLoadtest(t, "LOADTEST_SCENARIOS=connect", "LOADTEST_CONNS=50", "LOADTEST_OUT="+keep)
+	if err != nil {
+		t.Fatalf("loadtest.sh with LOADTEST_OUT failed: %v", err)
+	}
+	paths := reportedPaths(out, "== all scenarios passed")
+	if !slices.Contains(paths, keep) {
+		t.Errorf("LOADTEST_OUT=%s is not named at the end (%q)", keep, paths)
+	}
+	for _, p := range append(paths, filepath.Join(keep, "connect.json"), filepath.Join(keep, "table.md")) {
+		if _, err := os.Stat(p); err != nil {
+			t.Error(err)
+		}
+	}
+
+	// -conns 0 is a usage error: the run fails and keeps its work
+	// directory, with the server log in it, for whoever reads the output.
+	err, out = runLoadtest(t, "LOADTEST_SCENARIOS=connect", "LOADTEST_CONNS=0")
+	if err == nil {
+		t.Fatal("loadtest.sh passed with 0 connections")
+	}
+	paths = reportedPaths(out, "== FAILED")
+	if len(paths) != 1 {
+		t.Fatalf("failed run names %q, want its work directory", paths)
+	}
+	if _, err := os.Stat(filepath.Join(paths[0], "wsgate-echo.log")); err != nil {
+		t.Errorf("kept work directory lacks the server log: %v", err)
 	}
 }
