@@ -3,14 +3,15 @@ package wsgate
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
 )
 
-// startAdmin serves the demo page at /, /metrics, /healthz and /debug/pprof/ (and the pub/sub
-// API when enabled) on Config.AdminAddr with net/http: this listener carries a few requests a
+// startAdmin serves the demo page at /, /metrics, /healthz and /debug/pprof/ (and the
+// application's routes) on Config.AdminAddr with net/http: this listener carries a few requests a
 // second, not the data path.
 func (s *Server) startAdmin() error {
 	ln, err := net.Listen("tcp", s.cfg.AdminAddr)
@@ -36,12 +37,14 @@ func (s *Server) startAdmin() error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	if s.pubsub != nil {
-		s.pubsub.routeAPI(mux)
+	if app, ok := s.cfg.Handler.(Application); ok {
+		app.Routes(mux)
 	} else {
 		// Without the pub/sub gateway there is no API; say where it is rather than a bare 404.
 		mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-			writeJSONError(w, http.StatusNotFound, "the publish API exists in pubsub mode (-mode pubsub)")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"error":"the publish API exists in pubsub mode (-mode pubsub)"}`+"\n")
 		})
 	}
 	s.adminLn = ln

@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/pubsub"
 )
 
 const chromiumPath = "/usr/bin/chromium"
@@ -40,7 +42,7 @@ func TestBrowserDemo(t *testing.T) {
 	defer cancel()
 
 	const key = "browser-test-key"
-	s := pubsubServer(t, Config{PubSub: PubSubConfig{APIKey: key}})
+	s := pubsubServer(t, Config{}, pubsub.Config{APIKey: key})
 	sub := dialSub(t, s)
 	if seq := sub.subscribe("demo"); seq != 0 {
 		t.Fatalf("fresh channel at seq %d", seq)
@@ -174,7 +176,7 @@ func TestBrowserDemo(t *testing.T) {
 func TestBrowserDemoEcho(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	s := startServer(t, Config{Mode: ModeEcho, AdminAddr: "127.0.0.1:0"})
+	s := startServer(t, Config{Handler: Echo{}, AdminAddr: "127.0.0.1:0"})
 	page := openPage(t, ctx, startChromium(t, ctx))
 	if err := page.call(ctx, "Page.navigate", map[string]any{"url": "http://" + s.AdminAddr() + "/"}, nil); err != nil {
 		t.Fatalf("Page.navigate: %v", err)

@@ -11,13 +11,15 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/pubsub"
 )
 
 // TestPubSubChurn: while two publishers publish continuously, clients on three loops subscribe,
 // unsubscribe and disconnect at random. Nothing panics or races, a subscriber that stays sees
 // every seq in order, and when everyone is gone the channel table is empty.
 func TestPubSubChurn(t *testing.T) {
-	s := pubsubServer(t, Config{Loops: 3})
+	s := pubsubServer(t, Config{Loops: 3}, pubsub.Config{})
 	stable := dialSub(t, s)
 	stable.subscribe("hot")
 	var stop atomic.Bool
@@ -87,10 +89,7 @@ func TestPubSubChurn(t *testing.T) {
 	}
 	stable.c.Close()
 	waitFor(t, "all connections gone", func() bool { return s.Connections() == 0 })
-	if n := s.PubSub().table.Channels.Load(); n != 0 {
-		t.Fatalf("%d channels left with no subscriber", n)
-	}
-	if n := s.PubSub().subscriptions(); n != 0 {
-		t.Fatalf("%d subscriptions left", n)
+	if st, stats := apiGet(t, s, "/api/stats", ""); st != 200 || stats["channels"] != float64(0) || stats["subscriptions"] != float64(0) {
+		t.Fatalf("channels or subscriptions left with no connection: %d %v", st, stats)
 	}
 }

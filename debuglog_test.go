@@ -33,7 +33,7 @@ func (s *syncBuffer) String() string {
 func TestDebugLogsSayWhy(t *testing.T) {
 	var out syncBuffer
 	log := slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s := startServer(t, Config{Mode: ModeEcho, Logger: log})
+	s := startServer(t, Config{Handler: Echo{}, Logger: log})
 	r := dialRaw(t, s).handshake()
 	r.write(encodeFrame(ws.OpText, true, 4, true, []byte("x"))) // RSV1: 1002
 	r.expectClose()

@@ -11,7 +11,19 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/conn"
+	"github.com/wsgate/wsgate/pubsub"
 )
+
+// customHandler stands for an embedder's own application: no demo page, no API.
+type customHandler struct{}
+
+func (customHandler) OnOpen(*conn.Conn)                       {}
+func (customHandler) OnMessage(*conn.Conn, ws.OpCode, []byte) {}
+func (customHandler) OnClose(*conn.Conn, ws.StatusCode)       {}
 
 var (
 	demoWSAttr    = regexp.MustCompile(`data-ws="([^"]*)"`)
@@ -69,7 +81,7 @@ func checkDemoPage(t *testing.T, code int, h http.Header, body, wantMode string)
 // listener's address (another port than the admin listener's), without the API key, while /api/
 // still demands it and unknown paths are 404.
 func TestDemoPageServedByAdmin(t *testing.T) {
-	s := pubsubServer(t, Config{PubSub: PubSubConfig{APIKey: "sekret"}})
+	s := pubsubServer(t, Config{}, pubsub.Config{APIKey: "sekret"})
 	base := "http://" + s.AdminAddr()
 
 	resp, err := http.Get(base + "/")
@@ -120,7 +132,7 @@ func TestDemoHandler(t *testing.T) {
 	ws := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 8080}
 
 	t.Run("pubsub", func(t *testing.T) {
-		s := &Server{addr: ws, pubsub: &PubSub{}}
+		s := &Server{addr: ws, cfg: Config{Handler: &pubsub.PubSub{}}}
 		w := demoGet(s, "GET", "/", "127.0.0.1:9090")
 		got := checkDemoPage(t, w.Code, w.Header(), w.Body.String(), ModePubSub)
 		if got != "ws://127.0.0.1:8080/" {
@@ -132,18 +144,18 @@ func TestDemoHandler(t *testing.T) {
 		}
 	})
 	t.Run("echo", func(t *testing.T) {
-		s := &Server{addr: ws}
+		s := &Server{addr: ws, cfg: Config{Handler: Echo{}}}
 		w := demoGet(s, "GET", "/", "")
 		checkDemoPage(t, w.Code, w.Header(), w.Body.String(), ModeEcho)
 	})
 	t.Run("custom handler", func(t *testing.T) {
-		s := &Server{addr: ws, cfg: Config{Handler: Echo{}}}
+		s := &Server{addr: ws, cfg: Config{Handler: customHandler{}}}
 		if w := demoGet(s, "GET", "/", ""); w.Code != http.StatusNotFound {
 			t.Fatalf("custom handler: %d, want 404", w.Code)
 		}
 	})
 	t.Run("not found", func(t *testing.T) {
-		s := &Server{addr: ws, pubsub: &PubSub{}}
+		s := &Server{addr: ws, cfg: Config{Handler: &pubsub.PubSub{}}}
 		for _, p := range []string{"/nope", "/api/publish", "/demo.html", "//"} {
 			if w := demoGet(s, "GET", p, ""); w.Code != http.StatusNotFound || strings.Contains(w.Body.String(), "data-ws") {
 				t.Errorf("GET %s: %d, want 404 without the page", p, w.Code)
@@ -151,7 +163,7 @@ func TestDemoHandler(t *testing.T) {
 		}
 	})
 	t.Run("method", func(t *testing.T) {
-		s := &Server{addr: ws, pubsub: &PubSub{}}
+		s := &Server{addr: ws, cfg: Config{Handler: &pubsub.PubSub{}}}
 		w := demoGet(s, "DELETE", "/", "")
 		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD" {
 			t.Fatalf("DELETE /: %d Allow %q", w.Code, w.Header().Get("Allow"))
@@ -191,7 +203,7 @@ func TestDemoWSURL(t *testing.T) {
 
 // TestDemoPageEscapesHost: a hostile Host header cannot break out of the data attribute.
 func TestDemoPageEscapesHost(t *testing.T) {
-	s := &Server{addr: &net.TCPAddr{IP: net.IPv4zero, Port: 8080}, pubsub: &PubSub{}}
+	s := &Server{addr: &net.TCPAddr{IP: net.IPv4zero, Port: 8080}, cfg: Config{Handler: &pubsub.PubSub{}}}
 	w := demoGet(s, "GET", "/", `x"><img onerror=alert(1)>`)
 	body := w.Body.String()
 	if strings.Contains(body, "alert(1)") || strings.Contains(body, "<img") {

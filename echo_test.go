@@ -15,7 +15,7 @@ import (
 )
 
 func echoServer(t testing.TB) *Server {
-	return startServer(t, Config{Mode: ModeEcho})
+	return startServer(t, Config{Handler: Echo{}})
 }
 
 func randBytes(n int, seed uint64) []byte {
@@ -125,7 +125,7 @@ func TestEchoCoder(t *testing.T) {
 
 // TestManyClientsAcrossLoops: concurrent clients on several loops all get their own echoes.
 func TestManyClientsAcrossLoops(t *testing.T) {
-	s := startServer(t, Config{Mode: ModeEcho, Loops: 3})
+	s := startServer(t, Config{Handler: Echo{}, Loops: 3})
 	const clients, msgs = 30, 50
 	errs := make(chan error, clients)
 	for i := 0; i < clients; i++ {

@@ -221,7 +221,7 @@ func BenchmarkHeartbeatCPU(b *testing.B) {
 	const conns = 15000
 	for _, mode := range []string{"pong", "silent"} {
 		func() {
-			s, err := New(Config{Mode: ModeEcho, Addr: "127.0.0.1:0", Loops: 2,
+			s, err := New(Config{Handler: Echo{}, Addr: "127.0.0.1:0", Loops: 2,
 				Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Conn: conn.Config{
 					PingInterval: time.Second,
 					PongMisses:   1000, // silent clients are kept: only the send side is measured
@@ -274,7 +274,7 @@ func BenchmarkHeartbeatCPU(b *testing.B) {
 // copy into the queue, writev, client read). The client uses blocking syscalls on preallocated
 // buffers, so allocs/op is the server's.
 func BenchmarkEcho(b *testing.B) {
-	s := startServer(b, Config{Mode: ModeEcho, Loops: 1})
+	s := startServer(b, Config{Handler: Echo{}, Loops: 1})
 	for _, tc := range []struct {
 		op   ws.OpCode
 		size int
@@ -372,7 +372,7 @@ func BenchmarkIdleConnMemory(b *testing.B) {
 	b.ReportAllocs()
 	for range b.N {
 		b.StopTimer()
-		s, err := New(Config{Mode: ModeEcho, Addr: "127.0.0.1:0", Loops: 2,
+		s, err := New(Config{Handler: Echo{}, Addr: "127.0.0.1:0", Loops: 2,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 		if err != nil {
 			b.Fatal(err)

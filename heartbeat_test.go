@@ -187,7 +187,7 @@ func TestHeartbeatDeadAndLiveClients(t *testing.T) {
 		rounds   = 50
 	)
 	clock := newHBClock()
-	s := startServer(t, Config{Mode: ModeEcho, Now: clock.Now, Conn: connCfg(func(c *ConnConfig) {
+	s := startServer(t, Config{Handler: Echo{}, Now: clock.Now, Conn: connCfg(func(c *ConnConfig) {
 		c.PingInterval = interval
 		c.PongMisses = misses
 	})})
@@ -322,7 +322,7 @@ func TestHeartbeatDeadAndLiveClients(t *testing.T) {
 // handshake, with 1001 "ping timeout", after whatever pings the server sent.
 func TestHeartbeatRealClock(t *testing.T) {
 	const interval, misses = 100 * time.Millisecond, 3
-	s := startServer(t, Config{Mode: ModeEcho, Conn: connCfg(func(c *ConnConfig) {
+	s := startServer(t, Config{Handler: Echo{}, Conn: connCfg(func(c *ConnConfig) {
 		c.PingInterval = interval
 		c.PongMisses = misses
 	})})
@@ -369,9 +369,9 @@ func TestSlowlorisHandshakeDeadline(t *testing.T) {
 		timeout = 5 * time.Second
 	)
 	clock := newHBClock()
-	s := startServer(t, Config{Mode: ModeEcho, Now: clock.Now, Conn: connCfg(func(c *ConnConfig) {
+	s := startServer(t, Config{Handler: Echo{}, Now: clock.Now, Conn: connCfg(func(c *ConnConfig) {
 		c.HandshakeTimeout = timeout
-		c.PingInterval = -1
+		c.PingInterval = 0 // no pings
 	})})
 	g, _, err := websocket.DefaultDialer.Dial(wsURL(s, "/"), nil)
 	if err != nil {
@@ -482,10 +482,10 @@ func TestSlowlorisHandshakeDeadline(t *testing.T) {
 func TestCloseHandshakeTimeout(t *testing.T) {
 	const idle, closeTO = time.Second, 3 * time.Second
 	clock := newHBClock()
-	s := startServer(t, Config{Mode: ModeEcho, Now: clock.Now, Conn: connCfg(func(c *ConnConfig) {
+	s := startServer(t, Config{Handler: Echo{}, Now: clock.Now, Conn: connCfg(func(c *ConnConfig) {
 		c.IdleTimeout = idle
 		c.CloseTimeout = closeTO
-		c.PingInterval = -1
+		c.PingInterval = 0 // no pings
 	})})
 	var sent, pings atomic.Int64
 	silent := hbDial(t, s, clock, &sent, &pings, false)

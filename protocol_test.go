@@ -15,7 +15,7 @@ import (
 // TestMalformedFramesCloseCodes sends each class of protocol violation from a raw TCP client and
 // asserts the close code the server fails the connection with, and that it then closes TCP.
 func TestMalformedFramesCloseCodes(t *testing.T) {
-	s := startServer(t, Config{Mode: ModeEcho, Conn: connCfg(func(c *ConnConfig) { c.MaxMessage = 1 << 16 })})
+	s := startServer(t, Config{Handler: Echo{}, Conn: connCfg(func(c *ConnConfig) { c.MaxMessage = 1 << 16 })})
 	closeFrame := func(code uint16, reason string) []byte {
 		p := binary.BigEndian.AppendUint16(nil, code)
 		return clientFrame(ws.OpClose, true, append(p, reason...))
@@ -101,7 +101,7 @@ func TestCloseCodesEchoed(t *testing.T) {
 
 // TestHandshakeRejections: every bad request gets a proper HTTP status and the socket closed.
 func TestHandshakeRejections(t *testing.T) {
-	s := startServer(t, Config{Mode: ModeEcho})
+	s := startServer(t, Config{Handler: Echo{}})
 	good := upgradeRequest("/")
 	cases := []struct {
 		name, req string
@@ -184,7 +184,7 @@ func TestShutdownSendsGoingAway(t *testing.T) {
 // shutdown's deadline ends, and Shutdown says so. The deadline is the caller's context, ended by
 // the test once the peer holds the close frame, so the verdict does not depend on timing.
 func TestShutdownTimeoutCutsSilentPeers(t *testing.T) {
-	s := startServer(t, Config{Mode: ModeEcho, ShutdownTimeout: time.Hour,
+	s := startServer(t, Config{Handler: Echo{}, ShutdownTimeout: time.Hour,
 		Conn: connCfg(func(c *ConnConfig) { c.CloseTimeout = time.Hour })})
 	r := dialRaw(t, s).handshake()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -205,7 +205,7 @@ func TestShutdownTimeoutCutsSilentPeers(t *testing.T) {
 // TestMaxConnsRefusedWith503: upgrades over -max-conns get HTTP 503 (counted), not EMFILE, and
 // a slot freed by a close is usable again.
 func TestMaxConnsRefusedWith503(t *testing.T) {
-	s := startServer(t, Config{Mode: ModeEcho, Conn: ConnConfig{MaxConns: 2}})
+	s := startServer(t, Config{Handler: Echo{}, Conn: ConnConfig{MaxConns: 2}})
 	var held []*websocket.Conn
 	for i := 0; i < 2; i++ {
 		c, _, err := websocket.DefaultDialer.Dial(wsURL(s, "/"), nil)

@@ -12,10 +12,22 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/pubsub"
 )
 
-func pubsubServer(t testing.TB, cfg Config) *Server {
-	cfg.Mode = ModePubSub
+// pubsubServer runs the pub/sub gateway with pc (dedup on for 30 minutes unless pc says
+// otherwise, as the command line's default is) and an admin listener for its API.
+func pubsubServer(t testing.TB, cfg Config, pc pubsub.Config) *Server {
+	t.Helper()
+	if pc.DedupWindow == 0 {
+		pc.DedupWindow = 30 * time.Minute
+	}
+	app, err := pubsub.New(pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Handler = app
 	if cfg.AdminAddr == "" {
 		cfg.AdminAddr = "127.0.0.1:0"
 	}
@@ -120,7 +132,7 @@ func apiGet(t testing.TB, s *Server, path, key string) (int, map[string]any) {
 // TestPubSubDeliveryAcrossLoops: subscribers spread over three loops all receive an HTTP publish,
 // the reply counts them, unsubscribed clients stop receiving, and /api/channels lists the channel.
 func TestPubSubDeliveryAcrossLoops(t *testing.T) {
-	s := pubsubServer(t, Config{Loops: 3})
+	s := pubsubServer(t, Config{Loops: 3}, pubsub.Config{})
 	var subs []*sub
 	for i := 0; i < 12; i++ {
 		c := dialSub(t, s)
@@ -167,7 +179,7 @@ func TestPubSubDeliveryAcrossLoops(t *testing.T) {
 // TestPubSubOrderUnderConcurrentPublishes: concurrent publishers on one channel; every subscriber
 // sees seq 1..N contiguous and in order, and each publisher's messages in its own order.
 func TestPubSubOrderUnderConcurrentPublishes(t *testing.T) {
-	s := pubsubServer(t, Config{Loops: 3})
+	s := pubsubServer(t, Config{Loops: 3}, pubsub.Config{})
 	var subs []*sub
 	for i := 0; i < 9; i++ {
 		c := dialSub(t, s)
@@ -211,7 +223,7 @@ func TestPubSubOrderUnderConcurrentPublishes(t *testing.T) {
 
 // TestPubSubBatchAndDedup: NDJSON batches, duplicate ids over HTTP (208) and WebSocket.
 func TestPubSubBatchAndDedup(t *testing.T) {
-	s := pubsubServer(t, Config{PubSub: PubSubConfig{ClientPublish: true}})
+	s := pubsubServer(t, Config{}, pubsub.Config{ClientPublish: true})
 	c := dialSub(t, s)
 	c.subscribe("a")
 	st, rep := apiPost(t, s, "/api/publish", "", "application/x-ndjson",
@@ -255,7 +267,7 @@ func TestPubSubBatchAndDedup(t *testing.T) {
 
 // TestPubSubAPIAuthAndErrors: the API key, malformed requests and method errors.
 func TestPubSubAPIAuthAndErrors(t *testing.T) {
-	s := pubsubServer(t, Config{PubSub: PubSubConfig{APIKey: "s3cret"}})
+	s := pubsubServer(t, Config{}, pubsub.Config{APIKey: "s3cret"})
 	if st, _ := apiPost(t, s, "/api/publish", "", "", `{"channel":"a","data":1}`); st != 401 {
 		t.Fatalf("no key: %d", st)
 	}
@@ -298,7 +310,7 @@ func TestPubSubAPIAuthAndErrors(t *testing.T) {
 
 // TestPubSubBroadcast reaches every connection, subscribed or not.
 func TestPubSubBroadcast(t *testing.T) {
-	s := pubsubServer(t, Config{Loops: 2})
+	s := pubsubServer(t, Config{Loops: 2}, pubsub.Config{})
 	var cs []*sub
 	for i := 0; i < 6; i++ {
 		cs = append(cs, dialSub(t, s))
@@ -320,7 +332,7 @@ func TestPubSubBroadcast(t *testing.T) {
 
 // TestPubSubInvalidInput: every bad request gets an error reply; repeated abuse is closed 1008.
 func TestPubSubInvalidInput(t *testing.T) {
-	s := pubsubServer(t, Config{PubSub: PubSubConfig{MaxChannels: 2, MaxErrors: 7}})
+	s := pubsubServer(t, Config{}, pubsub.Config{MaxChannels: 2, MaxErrors: 7})
 	c := dialSub(t, s)
 	cases := []struct {
 		send string
@@ -363,7 +375,7 @@ func TestPubSubInvalidInput(t *testing.T) {
 // (a text frame carrying it would make every conforming client fail with 1007), and every body
 // over the limit gets 413, with nothing numbered or delivered for either.
 func TestPubSubAPIRefusesBadBodies(t *testing.T) {
-	s := pubsubServer(t, Config{})
+	s := pubsubServer(t, Config{}, pubsub.Config{})
 	c := dialSub(t, s)
 	c.subscribe("news")
 	bad := "{\"channel\":\"news\",\"data\":\"\xff\xfe\"}"
@@ -378,7 +390,7 @@ func TestPubSubAPIRefusesBadBodies(t *testing.T) {
 			t.Errorf("%s %q: %d %v, want 400 naming UTF-8", tc.path, tc.body, st, rep)
 		}
 	}
-	huge := `{"channel":"news","data":"` + strings.Repeat("x", maxAPIBody) + `"}`
+	huge := `{"channel":"news","data":"` + strings.Repeat("x", 16<<20) + `"}`
 	for _, tc := range []struct{ path, ctype string }{
 		{"/api/publish", ""}, {"/api/publish", "application/x-ndjson"}, {"/api/broadcast", ""},
 	} {
@@ -395,24 +407,10 @@ func TestPubSubAPIRefusesBadBodies(t *testing.T) {
 	}
 }
 
-// TestCheckPublishUTF8 covers the client-publish path's validation directly: a text frame never
-// carries invalid UTF-8 (the engine fails it with 1007 first), but the check is the same.
-func TestCheckPublishUTF8(t *testing.T) {
-	if err := checkPublish("a", "", json.RawMessage("\"\xc3\x28\"")); err == nil || !strings.Contains(err.Error(), "UTF-8") {
-		t.Fatalf("invalid UTF-8 data: %v", err)
-	}
-	if err := checkPublish("a", "\xff", json.RawMessage("1")); err != errBadID {
-		t.Fatalf("invalid UTF-8 id: %v", err)
-	}
-	if err := checkPublish("a", "é", json.RawMessage(`"ünïcode ✓"`)); err != nil {
-		t.Fatalf("valid UTF-8: %v", err)
-	}
-}
-
 // TestAPIErrorBodiesReadable: error bodies print < and > as such (not \u003c), and echo mode
 // answers /api/ with a JSON 404 that says where the API is.
 func TestAPIErrorBodiesReadable(t *testing.T) {
-	s := pubsubServer(t, Config{PubSub: PubSubConfig{APIKey: "k"}})
+	s := pubsubServer(t, Config{}, pubsub.Config{APIKey: "k"})
 	resp, err := http.Post("http://"+s.AdminAddr()+"/api/publish", "application/json", strings.NewReader(`{}`))
 	if err != nil {
 		t.Fatal(err)
@@ -423,7 +421,7 @@ func TestAPIErrorBodiesReadable(t *testing.T) {
 		t.Fatalf("401 body %q", b)
 	}
 
-	e := startServer(t, Config{Mode: ModeEcho, AdminAddr: "127.0.0.1:0"})
+	e := startServer(t, Config{Handler: Echo{}, AdminAddr: "127.0.0.1:0"})
 	for _, path := range []string{"/api/publish", "/api/stats", "/api/"} {
 		st, rep := apiPost(t, e, path, "", "", `{"channel":"a","data":1}`)
 		if st != 404 || rep["error"] != "the publish API exists in pubsub mode (-mode pubsub)" {

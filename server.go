@@ -17,24 +17,35 @@ import (
 
 	"github.com/wsgate/wsgate/conn"
 	"github.com/wsgate/wsgate/netpoll"
+	"github.com/wsgate/wsgate/pubsub"
 )
 
-// Modes of the ready server.
+// Modes name the built-in applications (the demo page and the logs tell them apart).
 const (
-	ModePubSub = "pubsub"
-	ModeEcho   = "echo"
+	ModePubSub = "pubsub" // a *pubsub.PubSub
+	ModeEcho   = "echo"   // Echo
 )
 
-// Config is everything a Server needs. Zero values are sane defaults.
+// Application is implemented by a Handler that needs more of the server than connection events,
+// as the pub/sub gateway does: Start receives the engines (one per loop, in loop order) and the
+// server's metric set once, after the engines exist and before any loop runs; Routes adds its
+// HTTP endpoints to the admin listener.
+type Application interface {
+	conn.Handler
+	Start(engines []*conn.Engine, m *metrics.Set) error
+	Routes(mux *http.ServeMux)
+}
+
+// Config is everything a Server needs: the engine's settings and the application to run. Zero
+// values are sane defaults, except Handler, which is required.
 type Config struct {
-	// Mode selects the application: ModePubSub (default) or ModeEcho. Ignored when Handler is set.
-	Mode string
-	// Handler, if set, replaces the built-in application (for embedding the engine).
+	// Handler is the application: Echo{}, a *pubsub.PubSub, or an embedder's own. If it also
+	// implements Application, Start and Routes are called as that interface says.
 	Handler conn.Handler
 	// Addr is the WebSocket listen address (default 127.0.0.1:8080; port 0 picks a free port).
 	Addr string
-	// AdminAddr is the admin HTTP listen address (/metrics, /healthz, /debug/pprof/, the API);
-	// empty disables the admin listener.
+	// AdminAddr is the admin HTTP listen address (/metrics, /healthz, /debug/pprof/, the demo
+	// page and the application's routes); empty disables the admin listener.
 	AdminAddr string
 	// Loops is the number of event loops (default: one per CPU the process may run on).
 	Loops int
@@ -48,34 +59,33 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// Conn holds the per-connection limits and timers.
 	Conn conn.Config
-	// PubSub configures the pub/sub gateway (ModePubSub).
-	PubSub PubSubConfig
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 	// Now replaces the loops' monotonic clock (tests).
 	Now func() int64
 }
 
-// Server is a running wsgate instance.
+// Server is a running wsgate instance. Its methods may be called from any goroutine.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	loops   []*netpoll.Loop
-	engines []*conn.Engine
-	held    atomic.Int64
-	addr    *net.TCPAddr
-	metrics *metrics.Set
-	passes  *metrics.PrometheusHistogram
-	handler conn.Handler
-	pubsub  *PubSub
+	cfg     Config        // immutable after New
+	log     *slog.Logger  // immutable after New
+	metrics *metrics.Set  // immutable after New; safe for concurrent use
+	held    atomic.Int64  // sockets held by every engine; written by the loops, read by any
+	stopped chan struct{} // closed when Shutdown has finished
 
+	// Set by Start before it returns and immutable afterwards (read them only after Start).
+	loops    []*netpoll.Loop
+	engines  []*conn.Engine
+	addr     *net.TCPAddr
+	passes   *metrics.PrometheusHistogram // loop pass durations; safe for concurrent Update
+	loopErrs chan error
+
+	// Admin listener: set by Start, stopped by Shutdown.
 	admin     *http.Server
 	adminLn   net.Listener
 	adminDone chan struct{}
 
-	loopErrs chan error
 	stopOnce sync.Once
-	stopped  chan struct{}
 }
 
 // New validates cfg and prepares a Server; Start opens its sockets.
@@ -102,20 +112,14 @@ func New(cfg Config) (*Server, error) {
 			}
 		}
 	}
-	cfg.Conn = cfg.Conn.WithDefaults()
-	s := &Server{cfg: cfg, log: cfg.Logger, metrics: metrics.NewSet(), stopped: make(chan struct{})}
-	switch {
-	case cfg.Handler != nil:
-		s.handler = cfg.Handler
-	case cfg.Mode == "" || cfg.Mode == ModePubSub:
-		s.pubsub = newPubSub(s, cfg.PubSub)
-		s.handler = s.pubsub
-	case cfg.Mode == ModeEcho:
-		s.handler = Echo{}
-	default:
-		return nil, fmt.Errorf("mode %q: want %q or %q", cfg.Mode, ModePubSub, ModeEcho)
+	if cfg.Handler == nil {
+		return nil, errors.New("config: Handler is required (wsgate.Echo{}, a *pubsub.PubSub or your own)")
 	}
-	return s, nil
+	if err := cfg.Conn.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg.Conn = cfg.Conn.WithDefaults()
+	return &Server{cfg: cfg, log: cfg.Logger, metrics: metrics.NewSet(), stopped: make(chan struct{})}, nil
 }
 
 // Start opens the listeners, starts one goroutine per loop and the admin listener. It returns
@@ -147,10 +151,13 @@ func (s *Server) Start() error {
 			return err
 		}
 		s.loops = append(s.loops, l)
-		s.engines = append(s.engines, conn.NewEngine(l, cfg.Conn, s.handler, &s.held))
+		s.engines = append(s.engines, conn.NewEngine(l, cfg.Conn, cfg.Handler, &s.held))
 	}
-	if s.pubsub != nil {
-		s.pubsub.start()
+	if app, ok := cfg.Handler.(Application); ok {
+		if err := app.Start(s.engines, s.metrics); err != nil {
+			s.abortLoops()
+			return err
+		}
 	}
 	s.registerMetrics()
 	s.loopErrs = make(chan error, len(s.loops))
@@ -176,14 +183,15 @@ func (s *Server) Start() error {
 	return nil
 }
 
+// mode names the application for logs and the demo page: ModePubSub, ModeEcho or "custom".
 func (s *Server) mode() string {
-	switch {
-	case s.cfg.Handler != nil:
-		return "custom"
-	case s.pubsub != nil:
+	switch s.cfg.Handler.(type) {
+	case *pubsub.PubSub:
 		return ModePubSub
+	case Echo:
+		return ModeEcho
 	}
-	return ModeEcho
+	return "custom"
 }
 
 // Addr returns the WebSocket listen address (with the real port when Config.Addr had port 0).
@@ -196,9 +204,6 @@ func (s *Server) AdminAddr() string {
 	}
 	return s.adminLn.Addr().String()
 }
-
-// PubSub returns the pub/sub gateway, or nil in other modes.
-func (s *Server) PubSub() *PubSub { return s.pubsub }
 
 // Metrics returns the server's metric set.
 func (s *Server) Metrics() *metrics.Set { return s.metrics }

@@ -11,13 +11,15 @@ import (
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
+
+	"github.com/wsgate/wsgate/pubsub"
 )
 
 // TestSlowConsumerKicked: a subscriber that never reads is closed with 1008 once its queue passes
 // -max-queue, while healthy subscribers receive every message; the server's queue for it never
 // grows past the cap.
 func TestSlowConsumerKicked(t *testing.T) {
-	s := pubsubServer(t, Config{Loops: 2, Conn: ConnConfig{MaxQueue: 256 << 10, CloseTimeout: 200 * time.Millisecond}})
+	s := pubsubServer(t, Config{Loops: 2, Conn: ConnConfig{MaxQueue: 256 << 10, CloseTimeout: 200 * time.Millisecond}}, pubsub.Config{})
 	// The slow one: a tiny receive buffer, subscribes, then never reads again.
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096) })
@@ -64,7 +66,7 @@ func TestSlowConsumerKicked(t *testing.T) {
 // TestInboundRateLimit: a client over -max-msg-rate is closed with 1008. The loops run on a
 // clock that stands still, so the bucket gets no refill however slowly the frames are read.
 func TestInboundRateLimit(t *testing.T) {
-	s := startServer(t, Config{Mode: ModeEcho, Now: newHBClock().Now, Conn: ConnConfig{MaxMsgRate: 1, MsgBurst: 5}})
+	s := startServer(t, Config{Handler: Echo{}, Now: newHBClock().Now, Conn: ConnConfig{MaxMsgRate: 1, MsgBurst: 5}})
 	r := dialRaw(t, s).handshake()
 	var b []byte
 	for i := 0; i < 20; i++ {

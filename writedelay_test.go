@@ -16,7 +16,7 @@ import (
 func TestWriteDelayCoalesces(t *testing.T) {
 	for _, delay := range []time.Duration{0, 2 * time.Second} {
 		clock := newHBClock()
-		s := startServer(t, Config{Mode: ModeEcho, Loops: 1, Now: clock.Now, Conn: ConnConfig{WriteDelay: delay}})
+		s := startServer(t, Config{Handler: Echo{}, Loops: 1, Now: clock.Now, Conn: ConnConfig{WriteDelay: delay}})
 		r := dialRaw(t, s)
 		r.write([]byte(upgradeRequest("/")))
 		if delay > 0 { // the 101 waits for the delay like any output

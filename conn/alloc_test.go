@@ -93,11 +93,11 @@ func TestSlowlorisWaveNoAllocs(t *testing.T) {
 			h.e.OnEvent(f[0], netpoll.EventRead)
 		}
 		h.pass()
-		if n := h.e.Stats.Open.Load(); n != wave {
+		if n := h.e.Connections(); n != wave {
 			t.Fatalf("%d sockets held, want %d", n, wave)
 		}
 		h.step(timeout)
-		if n := h.e.Stats.Open.Load(); n != 0 {
+		if n := h.e.Connections(); n != 0 {
 			t.Fatalf("%d sockets held after the handshake deadline", n)
 		}
 		for i := range fds {

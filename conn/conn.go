@@ -69,8 +69,8 @@ var ErrClosed = errors.New("conn: connection is closing or closed")
 // closed with 1008.
 var ErrSlowConsumer = errors.New("conn: outbound queue over limit (slow consumer)")
 
-// ID returns the connection's server-unique ID. Any goroutine may hold an ID; Engine.Lookup turns
-// it back into a *Conn on the right loop.
+// ID returns the connection's server-unique ID (logs name connections by it). Any goroutine may
+// hold an ID: unlike a *Conn, it never refers to a pooled struct's next user.
 func (c *Conn) ID() uint64 { return c.id }
 
 // Engine returns the connection's engine.
@@ -214,7 +214,6 @@ func (c *Conn) closeNow(code ws.StatusCode) {
 	}
 	// Counted out only after OnClose: whoever sees the count reach zero (Shutdown, a test, a
 	// scrape) also sees everything the handler released, such as a connection's subscriptions.
-	e.Stats.Open.Add(-1)
 	e.held.Add(-1)
 	// The struct goes back to the pool at the end of the pass (it may be in e.dirty).
 	c.markDirty()

@@ -1,6 +1,7 @@
 package conn
 
 import (
+	"errors"
 	"sync/atomic"
 	"time"
 
@@ -26,13 +27,15 @@ type Handler interface {
 	OnClose(c *Conn, code ws.StatusCode)
 }
 
-// Config holds the connection limits and timers. Zero values mean the documented defaults.
+// Config holds the connection limits and timers. A zero limit or timeout takes the documented
+// default; a zero optional feature (pings, idle timeout, rate limit, write delay, connection cap)
+// is off, as the matching cmd/wsgate flag's 0 is. Validate reports values that cannot work.
 type Config struct {
 	MaxMessage       int64         // largest message accepted, in bytes (default 16 MiB); larger -> close 1009
 	MaxHeaderBytes   int           // largest handshake request head (default 8 KiB); larger -> 431
 	ReadBufferSize   int           // the loop's shared read buffer (default 64 KiB)
 	HandshakeTimeout time.Duration // default 5 s
-	PingInterval     time.Duration // default 25 s; negative disables pings and pong-miss detection
+	PingInterval     time.Duration // ping period (DefaultPingInterval is 25 s); 0 = no pings, no pong-miss detection
 	PongMisses       int           // intervals without any frame before the peer is dead (default 3, at least 2)
 	IdleTimeout      time.Duration // close after this long without a data frame; 0 = off
 	CloseTimeout     time.Duration // wait for the peer's close frame after ours (default 3 s)
@@ -60,7 +63,25 @@ const (
 	DefaultMaxQueue         = 1 << 20
 )
 
-// WithDefaults returns c with zero fields replaced by the defaults.
+// Validate reports a setting that cannot work, in the words of the flag that sets it. It is the
+// one place these rules live: wsgate.New refuses such a Config, and so does the command line.
+func (c Config) Validate() error {
+	switch {
+	case c.PingInterval < 0:
+		return errors.New("ping interval is negative (0 disables pings)")
+	case c.PongMisses == 1 || c.PongMisses < 0:
+		// With one, a healthy peer whose pong comes a little slower than the previous one would
+		// be declared dead: its last frame is the previous pong, a full interval before.
+		return errors.New("pong misses must be at least 2 (with 1 a healthy peer whose pong is a little late is closed)")
+	case c.IdleTimeout < 0, c.WriteDelay < 0, c.HandshakeTimeout < 0, c.CloseTimeout < 0:
+		return errors.New("a timeout or delay is negative (0 means the default or off)")
+	case c.MaxMsgRate < 0 || c.MsgBurst < 0 || c.MaxConns < 0 || c.MaxQueue < 0 || c.MaxMessage < 0:
+		return errors.New("a limit is negative (0 means the default or unlimited)")
+	}
+	return nil
+}
+
+// WithDefaults returns c with zero limits and timeouts replaced by the defaults.
 func (c Config) WithDefaults() Config {
 	if c.MaxMessage <= 0 {
 		c.MaxMessage = DefaultMaxMessage
@@ -74,16 +95,8 @@ func (c Config) WithDefaults() Config {
 	if c.HandshakeTimeout <= 0 {
 		c.HandshakeTimeout = DefaultHandshakeTimeout
 	}
-	if c.PingInterval == 0 {
-		c.PingInterval = DefaultPingInterval
-	}
-	if c.PongMisses <= 0 {
+	if c.PongMisses == 0 {
 		c.PongMisses = DefaultPongMisses
-	}
-	if c.PongMisses < 2 {
-		// With one, a healthy peer whose pong comes a little slower than the previous one would
-		// be declared dead: its last frame is the previous pong, a full interval before.
-		c.PongMisses = 2
 	}
 	if c.CloseTimeout <= 0 {
 		c.CloseTimeout = DefaultCloseTimeout
@@ -140,22 +153,12 @@ func NewEngine(loop *netpoll.Loop, cfg Config, h Handler, held *atomic.Int64) *E
 // Loop returns the engine's loop. Any goroutine.
 func (e *Engine) Loop() *netpoll.Loop { return e.loop }
 
-// Config returns the effective configuration (defaults applied). Any goroutine.
-func (e *Engine) Config() *Config { return &e.cfg }
-
 // Post runs fn on the engine's loop goroutine. Any goroutine. False if the loop has stopped.
 func (e *Engine) Post(fn func()) bool { return e.loop.Post(fn) }
 
-// Lookup returns the open connection with this ID, or nil. Loop goroutine only.
-func (e *Engine) Lookup(id uint64) *Conn {
-	fd := int(id & fdMask)
-	if fd < len(e.conns) {
-		if c := e.conns[fd]; c != nil && c.id == id && c.state == stateOpen {
-			return c
-		}
-	}
-	return nil
-}
+// Connections returns the sockets held, handshaking or open, by every engine that shares this
+// engine's counter (NewEngine's held: the whole server). Any goroutine.
+func (e *Engine) Connections() int64 { return e.held.Load() }
 
 // Each calls fn for every open connection of this engine. Loop goroutine only; fn must not close
 // connections other than the one it is given.
@@ -167,8 +170,8 @@ func (e *Engine) Each(fn func(c *Conn)) {
 	}
 }
 
-// ID layout: loop index (8 bits) | sequence (32 bits) | fd (24 bits). The fd part makes Lookup a
-// slice index; the sequence tells a reused fd's new connection from the old one.
+// ID layout: loop index (8 bits) | sequence (32 bits) | fd (24 bits). The fd part turns an ID into
+// a slice index of the loop's table; the sequence tells a reused fd's new connection from the old.
 const (
 	fdBits = 24
 	fdMask = 1<<fdBits - 1
@@ -211,7 +214,6 @@ func (e *Engine) OnAccept(fd int) {
 	}
 	c := e.newConn(fd)
 	e.conns[fd] = c
-	e.Stats.Open.Add(1)
 	if n := e.held.Add(1); e.cfg.MaxConns > 0 && n > e.cfg.MaxConns {
 		c.flags |= flagOverLimit
 	}

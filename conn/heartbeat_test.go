@@ -191,7 +191,7 @@ func TestAnyFrameIsLiveness(t *testing.T) {
 // TestPingsDisabled: a negative interval means no pings, no pong-miss deadline and no timer at
 // all for an open connection without an idle timeout.
 func TestPingsDisabled(t *testing.T) {
-	h := newHarness(t, Config{PingInterval: -1})
+	h := newHarness(t, Config{})
 	p := h.open()
 	if n := h.loop.Wheel().Len(); n != 0 {
 		t.Fatalf("%d timers filed for an open connection with pings and idle timeout off", n)
@@ -206,7 +206,7 @@ func TestPingsDisabled(t *testing.T) {
 		t.Fatalf("PingsSent = %d", got)
 	}
 
-	h = newHarness(t, Config{PingInterval: -1, IdleTimeout: time.Minute})
+	h = newHarness(t, Config{IdleTimeout: time.Minute})
 	h.open()
 	if n := h.loop.Wheel().Len(); n != 1 {
 		t.Fatalf("%d timers filed with only the idle timeout on, want 1", n)
@@ -258,8 +258,8 @@ func TestHandshakeDeadline(t *testing.T) {
 	if h.rec.opened != 1 || len(h.rec.closed) != 0 {
 		t.Fatalf("OnOpen %d times, OnClose %v: want 1 and none (timed-out handshakes never opened)", h.rec.opened, h.rec.closed)
 	}
-	if got := h.e.Stats.Open.Load(); got != 1 {
-		t.Fatalf("Stats.Open = %d, want 1", got)
+	if got := h.e.Connections(); got != 1 {
+		t.Fatalf("Connections() = %d, want 1", got)
 	}
 }
 

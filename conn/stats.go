@@ -57,7 +57,6 @@ func closeIndex(code uint16) int {
 // Stats are one Engine's counters. The loop goroutine writes them; any goroutine may read them
 // (they are atomics so that a metrics scrape does not race with the loop).
 type Stats struct {
-	Open          atomic.Int64 // sockets held, handshaking or open
 	Handshakes    atomic.Uint64
 	Rejects       [NumRejects]atomic.Uint64
 	FramesIn      atomic.Uint64

@@ -1,6 +1,8 @@
 package shard
 
 import (
+	"sync/atomic"
+
 	"github.com/wsgate/wsgate/conn"
 )
 
@@ -32,13 +34,14 @@ type subRef struct {
 // Len returns the number of channels subscribed.
 func (s *Subs) Len() int { return len(s.list) }
 
-// Subscribers is one loop's subscriber sets. Loop goroutine only.
+// Subscribers is one loop's subscriber sets. Its methods are for the loop goroutine only.
 type Subscribers struct {
-	loop     int
-	table    *Table
+	loop     int    // immutable after NewSubscribers
+	table    *Table // immutable after NewSubscribers
 	channels map[string]*loopChannel
 
-	Subscriptions int64 // subscriptions on this loop (read via the loop or at scrape as a hint)
+	// Subscriptions on this loop: written by the loop goroutine, read by any (metrics, stats).
+	Subscriptions atomic.Int64
 }
 
 // NewSubscribers returns the set for loop number loop of table t.
@@ -69,7 +72,7 @@ func (s *Subscribers) Subscribe(c *conn.Conn, subs *Subs, name string) (seq uint
 	lc.members = append(lc.members, member{c: c, subs: subs, k: int32(len(subs.list)), from: seq})
 	subs.list = append(subs.list, subRef{lc: lc, idx: int32(len(lc.members) - 1)})
 	lc.ch.Subscribers.Add(1)
-	s.Subscriptions++
+	s.Subscriptions.Add(1)
 	return seq, true
 }
 
@@ -119,7 +122,7 @@ func (s *Subscribers) remove(subs *Subs, k int) {
 	subs.list = subs.list[:lastK]
 
 	lc.ch.Subscribers.Add(-1)
-	s.Subscriptions--
+	s.Subscriptions.Add(-1)
 	if len(lc.members) == 0 {
 		delete(s.channels, lc.ch.Name)
 		s.table.Leave(lc.ch, s.loop)

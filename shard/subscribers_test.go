@@ -39,8 +39,8 @@ func checkConsistent(t *testing.T, s *Subscribers, all []*Subs) {
 		}
 		n += subs.Len()
 	}
-	if n != total || int64(total) != s.Subscriptions {
-		t.Fatalf("subscriptions: %d by connection, %d by channel, %d counted", n, total, s.Subscriptions)
+	if n != total || int64(total) != s.Subscriptions.Load() {
+		t.Fatalf("subscriptions: %d by connection, %d by channel, %d counted", n, total, s.Subscriptions.Load())
 	}
 }
 
@@ -72,9 +72,9 @@ func TestSubscribersRandomOps(t *testing.T) {
 	for _, c := range conns {
 		s.UnsubscribeAll(c)
 	}
-	if len(s.channels) != 0 || tb.Channels.Load() != 0 || s.Subscriptions != 0 {
+	if len(s.channels) != 0 || tb.Channels.Load() != 0 || s.Subscriptions.Load() != 0 {
 		t.Fatalf("after everyone left: %d loop channels, %d table channels, %d subscriptions",
-			len(s.channels), tb.Channels.Load(), s.Subscriptions)
+			len(s.channels), tb.Channels.Load(), s.Subscriptions.Load())
 	}
 }
 

@@ -25,9 +25,6 @@ type Channel struct {
 	Subscribers atomic.Int64 // across all loops; readable without the lock
 }
 
-// Seq returns the channel's last sequence number. Shard lock held (inside Table callbacks).
-func (c *Channel) Seq() uint64 { return c.seq }
-
 type dedupEntry struct {
 	key    string
 	expiry int64
@@ -128,7 +125,6 @@ func (t *Table) Leave(ch *Channel, loop int) {
 type PublishResult struct {
 	Seq       uint64
 	Duplicate bool
-	Loops     int // loops the message was handed to
 }
 
 // Publish assigns the next sequence number of channel name and calls post(loop, seq) for every
@@ -154,16 +150,14 @@ func (t *Table) Publish(name, id string, encode func(seq uint64), post func(loop
 	}
 	ch.seq++
 	encode(ch.seq)
-	n := 0
 	for w, word := range ch.loops {
 		for word != 0 {
 			bit := word & -word
 			word &^= bit
 			post(w*64+trailingZeros(bit), ch.seq)
-			n++
 		}
 	}
-	return PublishResult{Seq: ch.seq, Loops: n}
+	return PublishResult{Seq: ch.seq}
 }
 
 func trailingZeros(x uint64) int {

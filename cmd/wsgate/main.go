@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/pubsub"
 )
 
 func main() {
@@ -28,7 +29,9 @@ func main() {
 
 // options are the parsed flags.
 type options struct {
-	cfg       wsgate.Config
+	cfg       wsgate.Config // the engine's settings; Handler is set from mode
+	mode      string
+	pubsub    pubsub.Config
 	logLevel  string
 	logFormat string
 	version   bool
@@ -39,7 +42,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("wsgate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	c := &o.cfg
-	fs.StringVar(&c.Mode, "mode", wsgate.ModePubSub, "application: pubsub (channels, HTTP publish API) or echo (benchmarks, conformance)")
+	fs.StringVar(&o.mode, "mode", wsgate.ModePubSub, "application: pubsub (channels, HTTP publish API) or echo (benchmarks, conformance)")
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "WebSocket listen address; every path upgrades")
 	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:9090", "admin HTTP address for /metrics, /healthz, /debug/pprof/ and the API; empty disables it")
 	fs.IntVar(&c.Loops, "loops", 0, "event loops, each with its own SO_REUSEPORT listener (0 = one per CPU)")
@@ -67,7 +70,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Float64Var(&cc.MaxMsgRate, "max-msg-rate", 0, "inbound messages per second per connection, token bucket; excess closes with 1008 (0 = unlimited)")
 	fs.DurationVar(&cc.WriteDelay, "write-delay", 0, "hold output up to this long so messages leave in fewer TCP sends: less CPU per message for that much added latency (0 = send at the end of every loop pass)")
 	fs.IntVar(&cc.MsgBurst, "msg-burst", 0, "token bucket size for -max-msg-rate (0 = the rate, at least 1)")
-	ps := &c.PubSub
+	ps := &o.pubsub
 	fs.BoolVar(&ps.ClientPublish, "client-publish", false, `pubsub: let WebSocket clients publish with {"op":"publish"}`)
 	fs.StringVar(&ps.APIKey, "api-key", "", "pubsub: require \"Authorization: Bearer <key>\" on /api/ requests (prefer the env var)")
 	fs.DurationVar(&ps.DedupWindow, "dedup-window", 30*time.Minute, "pubsub: remember publish ids per channel this long; a repeat is not delivered again (0 disables)")
@@ -155,15 +158,19 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 		return 2
 	}
 	o.cfg.Logger = logger
-	if o.cfg.Conn.PingInterval == 0 {
-		o.cfg.Conn.PingInterval = -1 // the flag's 0 means off; the library's 0 means default
-	}
-	if o.cfg.Conn.PongMisses < 2 {
-		fmt.Fprintln(stderr, "wsgate: -pong-misses must be at least 2 (with 1 a healthy peer whose pong is a little late is closed)")
+	switch o.mode {
+	case wsgate.ModePubSub:
+		app, err := pubsub.New(o.pubsub)
+		if err != nil {
+			fmt.Fprintln(stderr, "wsgate:", err)
+			return 2
+		}
+		o.cfg.Handler = app
+	case wsgate.ModeEcho:
+		o.cfg.Handler = wsgate.Echo{}
+	default:
+		fmt.Fprintf(stderr, "wsgate: -mode %q: want %s or %s\n", o.mode, wsgate.ModePubSub, wsgate.ModeEcho)
 		return 2
-	}
-	if o.cfg.PubSub.DedupWindow == 0 {
-		o.cfg.PubSub.DedupWindow = -1 // likewise
 	}
 	prepareHost(&o.cfg, logger)
 	srv, err := wsgate.New(o.cfg)

@@ -30,7 +30,7 @@ func TestEnvAndFlagPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := o.cfg
-	if c.Mode != "echo" || c.Conn.MaxQueue != 64<<10 || c.Conn.PingInterval != 7*time.Second {
+	if o.mode != "echo" || c.Conn.MaxQueue != 64<<10 || c.Conn.PingInterval != 7*time.Second {
 		t.Fatalf("environment not applied: %+v", c)
 	}
 	if c.Loops != 5 {
@@ -95,6 +95,14 @@ func TestHelpDocumentsEveryFlagAndEnv(t *testing.T) {
 	}
 	if code := run([]string{"-mode", "nope", "-admin-addr", ""}, &out, &errb, nil); code != 2 {
 		t.Fatalf("bad mode exit %d, want 2", code)
+	}
+	// Settings the library refuses are refused by the command line with the library's words.
+	for _, args := range [][]string{{"-pong-misses", "1"}, {"-ping-interval", "-1s"}, {"-dedup-window", "-1m"}} {
+		errb.Reset()
+		code := run(append(args, "-addr", "127.0.0.1:0", "-admin-addr", ""), &out, &errb, nil)
+		if code != 2 || !strings.Contains(errb.String(), strings.TrimPrefix(args[0], "-")[:4]) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and a message naming the setting", args, code, errb.String())
+		}
 	}
 }
 

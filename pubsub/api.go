@@ -1,4 +1,4 @@
-package wsgate
+package pubsub
 
 import (
 	"bufio"
@@ -18,13 +18,32 @@ import (
 // maxAPIBody bounds a request body of the HTTP API (a batch of publishes).
 const maxAPIBody = 16 << 20
 
-// routeAPI adds the pub/sub HTTP API (docs/protocol.md) to the admin mux.
-func (p *PubSub) routeAPI(mux *http.ServeMux) {
-	mux.Handle("/api/publish", p.auth(http.HandlerFunc(p.handlePublish)))
-	mux.Handle("/api/broadcast", p.auth(http.HandlerFunc(p.handleBroadcast)))
-	mux.Handle("/api/channels", p.auth(http.HandlerFunc(p.handleChannels)))
-	mux.Handle("/api/stats", p.auth(http.HandlerFunc(p.handleStats)))
+// Routes adds the HTTP API (docs/protocol.md) to mux, the admin listener's. Every route is
+// behind the API key when one is configured. A known path asked with another method answers 405
+// with Allow, any other /api/ path a JSON 404.
+func (p *PubSub) Routes(mux *http.ServeMux) {
+	routes := []struct {
+		method, path string
+		h            http.HandlerFunc
+	}{
+		{http.MethodPost, "/api/publish", p.handlePublish},
+		{http.MethodPost, "/api/broadcast", p.handleBroadcast},
+		{http.MethodGet, "/api/channels", p.handleChannels},
+		{http.MethodGet, "/api/stats", p.handleStats},
+	}
+	allow := map[string]string{}
+	for _, r := range routes {
+		mux.Handle(r.method+" "+r.path, p.auth(r.h))
+		allow[r.path] = r.method
+	}
+	// The method-less "/api/" pattern also matches known paths asked with another method, so it
+	// tells those apart itself.
 	mux.Handle("/api/", p.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m, ok := allow[r.URL.Path]; ok {
+			w.Header().Set("Allow", m)
+			writeJSONError(w, http.StatusMethodNotAllowed, "use "+m)
+			return
+		}
 		writeJSONError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})))
 }
@@ -116,11 +135,6 @@ func decodePublish(line []byte) (publishBody, error) {
 // One message: 200 {"channel","seq","delivered"}, or 208 when its id is a duplicate. A batch:
 // 200 {"delivered": total, "results": [...]}, validated whole before anything is published.
 func (p *PubSub) handlePublish(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		writeJSONError(w, http.StatusMethodNotAllowed, "use POST")
-		return
-	}
 	body, ok := readBody(w, r)
 	if !ok {
 		return
@@ -180,11 +194,6 @@ func (p *PubSub) publishBatch(w http.ResponseWriter, body []byte) {
 
 // handleBroadcast: POST /api/broadcast {"id":"optional","data":...} to every connection.
 func (p *PubSub) handleBroadcast(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		writeJSONError(w, http.StatusMethodNotAllowed, "use POST")
-		return
-	}
 	var b struct {
 		ID   string          `json:"id"`
 		Data json.RawMessage `json:"data"`
@@ -214,11 +223,6 @@ func (p *PubSub) handleBroadcast(w http.ResponseWriter, r *http.Request) {
 // handleChannels: GET /api/channels lists channels with subscriber counts, sorted by name;
 // ?prefix= filters.
 func (p *PubSub) handleChannels(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		writeJSONError(w, http.StatusMethodNotAllowed, "use GET")
-		return
-	}
 	list := p.table.List()
 	prefix := r.URL.Query().Get("prefix")
 	out := list[:0]
@@ -234,28 +238,20 @@ func (p *PubSub) handleChannels(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"channels": out})
 }
 
-// handleStats: GET /api/stats, the gateway's counters as JSON.
+// handleStats: GET /api/stats, the gateway's counters (the same list as /metrics) and the
+// engines' connection figures, as JSON.
 func (p *PubSub) handleStats(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", "GET")
-		writeJSONError(w, http.StatusMethodNotAllowed, "use GET")
-		return
-	}
-	var slow, open uint64
-	for _, e := range p.s.engines {
+	out := map[string]any{"loops": len(p.engines)}
+	var slow uint64
+	var open int64
+	for _, e := range p.engines {
 		slow += e.Stats.SlowConsumers.Load()
-		open += uint64(e.Stats.Open.Load())
+		open = e.Connections() // one count shared by every engine of the server
 	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"connections":    open,
-		"loops":          len(p.s.loops),
-		"channels":       p.table.Channels.Load(),
-		"subscriptions":  p.subscriptions(),
-		"publishes":      p.table.Publishes.Load(),
-		"deliveries":     p.deliveries.Load(),
-		"duplicates":     p.table.Duplicates.Load(),
-		"broadcasts":     p.broadcasts.Load(),
-		"slow_consumers": slow,
-		"dedup_ids":      p.table.DedupIDs.Load(),
-	})
+	out["connections"] = open
+	out["slow_consumers"] = slow
+	for _, c := range counters {
+		out[c.stat] = c.get(p)
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -1,4 +1,4 @@
-package wsgate
+package pubsub
 
 import (
 	"encoding/json"

@@ -1,0 +1,13 @@
+package pubsub
+
+// Internals for the external tests of this package (package pubsub_test), which run a whole
+// wsgate.Server and so cannot live in this package (wsgate imports it).
+
+// EncodeMessage is encodeMessage.
+var EncodeMessage = encodeMessage
+
+// DeliverOn queues frame on loop's subscribers of channel, as a delivery task does. Loop
+// goroutine only.
+func (p *PubSub) DeliverOn(loop int, channel string, seq uint64, frame []byte) int {
+	return p.subs[loop].Deliver(channel, seq, frame)
+}

@@ -1,0 +1,185 @@
+package pubsub
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/conn"
+)
+
+// request is a client operation. Data stays raw JSON.
+type request struct {
+	Op      string          `json:"op"`
+	Channel string          `json:"channel"`
+	ID      string          `json:"id"`
+	Data    json.RawMessage `json:"data"`
+}
+
+// Error codes of {"op":"error"} replies (docs/protocol.md).
+const (
+	ErrCodeBadRequest    = 400 // not JSON, unknown op, binary frame, missing field
+	ErrCodeForbidden     = 403 // publishing from clients is disabled
+	ErrCodeBadChannel    = 422 // invalid channel name or id
+	ErrCodeTooMany       = 429 // too many channels on this connection
+	ErrCodeNotSubscribed = 404 // unsubscribe from a channel not subscribed
+)
+
+const (
+	maxChannelName        = 128
+	maxPublishID          = 128
+	closeReasonTooManyErr = "too many invalid requests"
+)
+
+// OnMessage implements conn.Handler: one client operation.
+func (p *PubSub) OnMessage(c *conn.Conn, op ws.OpCode, payload []byte) {
+	cl := c.Data.(*client)
+	if op != ws.OpText {
+		p.replyError(c, cl, ErrCodeBadRequest, "binary frames are not part of the protocol")
+		return
+	}
+	var req request
+	if err := json.Unmarshal(payload, &req); err != nil {
+		p.replyError(c, cl, ErrCodeBadRequest, "invalid JSON")
+		return
+	}
+	loop := c.Engine().Loop().Index()
+	switch req.Op {
+	case "subscribe":
+		if !ValidChannel(req.Channel) {
+			p.replyError(c, cl, ErrCodeBadChannel, "invalid channel name")
+			return
+		}
+		if cl.subs.Len() >= p.cfg.MaxChannels {
+			p.replyError(c, cl, ErrCodeTooMany, "too many channels (limit "+strconv.Itoa(p.cfg.MaxChannels)+")")
+			return
+		}
+		seq, _ := p.subs[loop].Subscribe(c, &cl.subs, req.Channel)
+		p.reply(c, func(b []byte) []byte {
+			b = append(b, `{"op":"subscribed","channel":"`...)
+			b = append(b, req.Channel...)
+			b = append(b, `","seq":`...)
+			b = strconv.AppendUint(b, seq, 10)
+			return append(b, '}')
+		})
+	case "unsubscribe":
+		if !ValidChannel(req.Channel) {
+			p.replyError(c, cl, ErrCodeBadChannel, "invalid channel name")
+			return
+		}
+		if !p.subs[loop].Unsubscribe(&cl.subs, req.Channel) {
+			p.replyError(c, cl, ErrCodeNotSubscribed, "not subscribed to "+req.Channel)
+			return
+		}
+		p.reply(c, func(b []byte) []byte {
+			b = append(b, `{"op":"unsubscribed","channel":"`...)
+			b = append(b, req.Channel...)
+			return append(b, `"}`...)
+		})
+	case "publish":
+		if !p.cfg.ClientPublish {
+			p.replyError(c, cl, ErrCodeForbidden, "publishing from clients is disabled")
+			return
+		}
+		if err := checkPublish(req.Channel, req.ID, req.Data); err != nil {
+			code := ErrCodeBadRequest
+			if errors.Is(err, errBadChannel) || errors.Is(err, errBadID) {
+				code = ErrCodeBadChannel
+			}
+			p.replyError(c, cl, code, err.Error())
+			return
+		}
+		res := p.Publish(req.Channel, req.ID, req.Data, false)
+		p.reply(c, func(b []byte) []byte {
+			if res.Duplicate {
+				b = append(b, `{"op":"duplicate","channel":"`...)
+				b = append(b, req.Channel...)
+				b = append(b, `","id":`...)
+				b = appendJSONString(b, req.ID)
+				return append(b, '}')
+			}
+			b = append(b, `{"op":"published","channel":"`...)
+			b = append(b, req.Channel...)
+			b = append(b, `","seq":`...)
+			b = strconv.AppendUint(b, res.Seq, 10)
+			if req.ID != "" {
+				b = append(b, `,"id":`...)
+				b = appendJSONString(b, req.ID)
+			}
+			return append(b, '}')
+		})
+	default:
+		p.replyError(c, cl, ErrCodeBadRequest, "unknown op")
+	}
+}
+
+// reply encodes a text message with fill into pooled scratch and queues it (copied) on c.
+func (p *PubSub) reply(c *conn.Conn, fill func([]byte) []byte) {
+	bp := p.scratch.Get().(*[]byte)
+	b := fill((*bp)[:0])
+	c.WriteMessage(ws.OpText, b)
+	*bp = b
+	p.scratch.Put(bp)
+}
+
+func (p *PubSub) replyError(c *conn.Conn, cl *client, code int, reason string) {
+	cl.errors++
+	p.reply(c, func(b []byte) []byte {
+		b = append(b, `{"op":"error","code":`...)
+		b = strconv.AppendInt(b, int64(code), 10)
+		b = append(b, `,"reason":`...)
+		b = appendJSONString(b, reason)
+		return append(b, '}')
+	})
+	if cl.errors >= p.cfg.MaxErrors {
+		c.Close(ws.StatusPolicyViolation, closeReasonTooManyErr)
+	}
+}
+
+var (
+	errBadChannel = errors.New("invalid channel name")
+	errBadID      = errors.New("invalid id (at most 128 bytes of UTF-8)")
+	errNoData     = errors.New(`"data" is required and must be JSON`)
+	errDataUTF8   = errors.New(`"data" is not valid UTF-8 (it is sent in text frames, which clients reject otherwise)`)
+)
+
+// checkPublish validates a publish's fields.
+func checkPublish(channel, id string, data json.RawMessage) error {
+	if !ValidChannel(channel) {
+		return errBadChannel
+	}
+	if len(id) > maxPublishID || !utf8.ValidString(id) {
+		return errBadID
+	}
+	if len(bytes.TrimSpace(data)) == 0 || !json.Valid(data) {
+		return errNoData
+	}
+	// encoding/json accepts invalid UTF-8 inside strings; a text frame carrying it makes every
+	// RFC 6455 client fail the connection with 1007, so one bad publish would cut a channel.
+	if !utf8.Valid(data) {
+		return errDataUTF8
+	}
+	return nil
+}
+
+// ValidChannel reports whether name is a valid channel name: 1 to 128 bytes of ASCII letters,
+// digits and _ - . : @ / (no escaping is ever needed to put it in JSON or a URL path).
+func ValidChannel(name string) bool {
+	if len(name) == 0 || len(name) > maxChannelName {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '_', c == '-', c == '.', c == ':', c == '@', c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,129 @@
+package pubsub
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/conn"
+	"github.com/wsgate/wsgate/shard"
+)
+
+// Config configures the gateway. A zero value is usable: limits take their defaults, dedup and
+// client publishing are off (cmd/wsgate's flags set the documented defaults).
+type Config struct {
+	// ClientPublish lets WebSocket clients publish with {"op":"publish"}.
+	ClientPublish bool
+	// APIKey, when set, is required as "Authorization: Bearer <key>" on /api/ requests.
+	APIKey string
+	// DedupWindow is how long a publish id is remembered per channel; 0 disables dedup (a
+	// negative value is refused by New).
+	DedupWindow time.Duration
+	// DedupMaxIDs caps the ids remembered across all channels (default 100000; the oldest are
+	// forgotten first), which bounds dedup memory to roughly DedupMaxIDs x (100 B + id and
+	// channel length).
+	DedupMaxIDs int
+	// MaxChannels per connection (default 128).
+	MaxChannels int
+	// MaxErrors is how many bad requests a connection may send before it is closed with 1008
+	// (default 10).
+	MaxErrors int
+}
+
+// Defaults of Config's zero fields.
+const (
+	DefaultDedupMaxIDs = 100000
+	DefaultMaxChannels = 128
+	DefaultMaxErrors   = 10
+)
+
+func (c Config) withDefaults() Config {
+	if c.DedupMaxIDs <= 0 {
+		c.DedupMaxIDs = DefaultDedupMaxIDs
+	}
+	if c.MaxChannels <= 0 {
+		c.MaxChannels = DefaultMaxChannels
+	}
+	if c.MaxErrors <= 0 {
+		c.MaxErrors = DefaultMaxErrors
+	}
+	return c
+}
+
+// PubSub is the gateway: a conn.Handler plus the publish entry points of the HTTP API.
+// Publish and Broadcast may be called from any goroutine once Start has returned.
+type PubSub struct {
+	cfg   Config       // immutable after New
+	table *shard.Table // any goroutine: sharded locks inside
+
+	// Set by Start, before any loop runs, and immutable afterwards. Each subs[i] is touched
+	// only on loop i's goroutine; engines[i] only through its goroutine-safe methods.
+	engines []*conn.Engine
+	subs    []*shard.Subscribers
+	fanout  *metrics.PrometheusHistogram // safe for concurrent Update
+
+	deliveries atomic.Uint64 // any goroutine
+	broadcasts atomic.Uint64 // any goroutine
+	scratch    sync.Pool     // *[]byte for encoding replies; loop goroutines
+}
+
+// client is the per-connection state (conn.Conn.Data). Loop goroutine only.
+type client struct {
+	subs   shard.Subs
+	errors int
+}
+
+// New returns a gateway for cfg; Start must be called before it serves connections.
+func New(cfg Config) (*PubSub, error) {
+	if cfg.DedupWindow < 0 {
+		return nil, errors.New("pubsub: dedup window is negative (0 disables dedup)")
+	}
+	cfg = cfg.withDefaults()
+	p := &PubSub{cfg: cfg, table: shard.NewTable(cfg.DedupWindow, cfg.DedupMaxIDs, nil)}
+	p.scratch.New = func() any { b := make([]byte, 0, 1024); return &b }
+	return p, nil
+}
+
+// Start receives the engines, one per loop, in loop-index order, and registers the gateway's
+// metrics in m. The server calls it once, after creating the engines and before running any
+// loop.
+func (p *PubSub) Start(engines []*conn.Engine, m *metrics.Set) error {
+	if p.engines != nil {
+		return errors.New("pubsub: started twice")
+	}
+	p.engines = engines
+	for i := range engines {
+		p.subs = append(p.subs, shard.NewSubscribers(p.table, i))
+	}
+	p.fanout = m.NewPrometheusHistogramExt("wsgate_fanout_seconds",
+		[]float64{1e-6, 5e-6, 10e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 100e-3})
+	for _, c := range counters {
+		get := c.get
+		m.NewGauge(c.metric, func() float64 { return float64(get(p)) })
+	}
+	return nil
+}
+
+// OnOpen implements conn.Handler.
+func (p *PubSub) OnOpen(c *conn.Conn) { c.Data = &client{} }
+
+// OnClose implements conn.Handler: every subscription goes with the connection.
+func (p *PubSub) OnClose(c *conn.Conn, _ ws.StatusCode) {
+	if cl, ok := c.Data.(*client); ok {
+		p.subs[c.Engine().Loop().Index()].UnsubscribeAll(&cl.subs)
+	}
+	c.Data = nil
+}
+
+// subscriptions is the number of subscriptions on every loop (atomics kept by the loops).
+func (p *PubSub) subscriptions() int64 {
+	var n int64
+	for _, s := range p.subs {
+		n += s.Subscriptions.Load()
+	}
+	return n
+}

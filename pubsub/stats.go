@@ -1,0 +1,20 @@
+package pubsub
+
+// counter is one of the gateway's counters, exported both as a metric and in /api/stats.
+type counter struct {
+	stat   string // key in GET /api/stats
+	metric string // name in /metrics
+	get    func(p *PubSub) int64
+}
+
+// counters is the one list of the gateway's counters: Start registers each as a metric and
+// GET /api/stats answers each under its stat key, so the two can never disagree.
+var counters = []counter{
+	{"channels", "wsgate_channels", func(p *PubSub) int64 { return p.table.Channels.Load() }},
+	{"subscriptions", "wsgate_subscriptions", func(p *PubSub) int64 { return p.subscriptions() }},
+	{"publishes", "wsgate_publishes_total", func(p *PubSub) int64 { return int64(p.table.Publishes.Load()) }},
+	{"deliveries", "wsgate_deliveries_total", func(p *PubSub) int64 { return int64(p.deliveries.Load()) }},
+	{"duplicates", "wsgate_duplicates_total", func(p *PubSub) int64 { return int64(p.table.Duplicates.Load()) }},
+	{"broadcasts", "wsgate_broadcasts_total", func(p *PubSub) int64 { return int64(p.broadcasts.Load()) }},
+	{"dedup_ids", "wsgate_dedup_ids", func(p *PubSub) int64 { return p.table.DedupIDs.Load() }},
+}
