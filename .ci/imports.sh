@@ -10,10 +10,19 @@ declare -A allow=(
   [netpoll]="golang.org/x/sys/"
   [conn]="$mod/frame $mod/ringbuf $mod/netpoll github.com/gobwas/ws golang.org/x/sys/"
   [shard]="$mod/conn github.com/cespare/xxhash/v2"
+  [pubsub]="$mod/shard $mod/conn $mod/frame github.com/VictoriaMetrics/metrics github.com/gobwas/ws"
   [sysctl]="golang.org/x/sys/"
   [bench]="github.com/gobwas/ws golang.org/x/sys/"
 )
 bad=0
+# The root package may import any package of the module, but none may import it (nor cmd/).
+while read -r pkg imp; do
+  case $imp in
+    "$mod" | "$mod"/cmd/*)
+      echo "import-check: $pkg imports $imp; only cmd/ may build on the root package"
+      bad=1 ;;
+  esac
+done < <(go list -f '{{$p := .ImportPath}}{{range .Imports}}{{$p}} {{.}}{{"\n"}}{{end}}' ./... | grep -v "^$mod/cmd/")
 for dir in "${!allow[@]}"; do
   [ -d "$dir" ] || continue
   while read -r pkg imp; do
