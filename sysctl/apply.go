@@ -41,11 +41,11 @@ func (h host) apply(rules []rule, dryRun bool) ([]Change, []Result, error) {
 	for i := range rules {
 		r := &rules[i]
 		e := h.evaluate(r)
-		if e.next == nil {
+		if e.next == "" {
 			results = append(results, e.result)
 			continue
 		}
-		c := Change{Key: r.Key, From: e.result.Current, To: formatValue(e.next)}
+		c := Change{Key: r.Key, From: e.result.Current, To: e.next}
 		if dryRun {
 			changes = append(changes, c)
 			results = append(results, e.result)

@@ -29,6 +29,7 @@ func TestApplyRaisesOnlyWhatFallsShort(t *testing.T) {
 		{"net.ipv4.tcp_max_syn_backlog", "2048", "65535"},
 		{"net.core.netdev_max_backlog", "1000", "16384"},
 		{"net.ipv4.ip_local_port_range", "5000 61000", "5000 65535"},
+		{"net.ipv4.ip_local_reserved_ports", "", "8080,9090"},
 		{"net.ipv4.tcp_mem", "100 900000 2000000", "524288 900000 2000000"},
 		{"net.ipv4.tcp_rmem", "8192 4096 33554432", "8192 131072 33554432"},
 		{"net.ipv4.tcp_fin_timeout", "60", "15"},
@@ -69,6 +70,7 @@ func TestApplyNeverLowersAHigherValue(t *testing.T) {
 		"net.core.somaxconn", "4194304",
 		"net.ipv4.tcp_mem", "3000000 4000000 5000000",
 		"net.ipv4.ip_local_port_range", "1024 65535",
+		"net.ipv4.ip_local_reserved_ports", "8080-8090,9000-9999",
 		"net.ipv4.tcp_fin_timeout", "3",
 	)
 	root := fakeRoot(t, better)

@@ -19,7 +19,7 @@ import (
 // why the key could not be read or written.
 const (
 	StatusOK      = "ok"      // the host meets the profile for this key
-	StatusLow     = "low"     // below a min or ram/UNIT field, or a range narrower than wanted
+	StatusLow     = "low"     // below a min or ram/UNIT field, a range narrower than wanted, or a port list lacking ports
 	StatusHigh    = "high"    // above a max field
 	StatusDiffers = "differs" // not the exact value wanted
 	StatusMissing = "missing" // the key does not exist on this host; never counts as falling short
@@ -36,7 +36,7 @@ const readLimit = 4096
 type Result struct {
 	Key     string
 	Current string // live value, fields separated by single spaces; "" when missing or unreadable
-	Wanted  string // what the profile asks, per field: ">=N", "<=N", "=N" or "*" (not compared)
+	Wanted  string // what the profile asks, per field: ">=N", "<=N", "=N" or "*" (not compared); "incl:LIST" for a port list
 	Status  string // StatusOK, StatusLow, StatusHigh, StatusDiffers, StatusMissing or "error: ..."
 }
 
@@ -55,6 +55,9 @@ type host struct {
 	root     string
 	ram      uint64 // physical RAM in bytes; 0 when unknown (ram/UNIT keys then report an error)
 	pageSize uint64
+	// listen holds the ports this deployment listens on, which every ports rule wants besides
+	// its own (`wsgate sysctl -addr ...`); nil for the profile alone (Check, Apply, Persist).
+	listen []uint16
 }
 
 // liveHost describes the running machine with the given sysctl root.
@@ -186,24 +189,34 @@ func ramShare(ram, n, scale, unit uint64) uint64 {
 	return q / unit
 }
 
-// evaluation is one key compared with its rule.
+// evaluation is one key compared with its rule. Values are in the syntax sysctl(8) writes:
+// decimal fields separated by single spaces, or a port list.
 type evaluation struct {
 	result Result
-	cur    []uint64 // parsed current value; nil unless the key was read and parsed
-	want   []field  // resolved wanted value; nil when it could not be resolved
-	next   []uint64 // the value apply writes; nil when nothing needs to change
+	want   string // the complete wanted value; "" when a field is "*" or it could not be resolved
+	cur    string // the live value as read and parsed; "" when it was not (missing, unusable)
+	next   string // the value apply writes; "" when nothing needs to change (never a real value)
 }
 
 // evaluate reads key r.Key under h and compares it with r.
 func (h host) evaluate(r *rule) evaluation {
+	if r.op == opPorts {
+		return h.evaluatePorts(r)
+	}
 	e := evaluation{result: Result{Key: r.Key, Wanted: r.Value}}
 	want, err := h.resolve(r)
 	if err != nil {
 		e.result.Status = statusError + err.Error()
 		return e
 	}
-	e.want = want
 	e.result.Wanted = renderWanted(r.op, want)
+	if !hasAny(want) {
+		v := make([]uint64, len(want))
+		for i, w := range want {
+			v[i] = w.n
+		}
+		e.want = formatValue(v)
+	}
 
 	f, err := h.read(r.Key)
 	switch {
@@ -226,8 +239,45 @@ func (h host) evaluate(r *rule) evaluation {
 			return e
 		}
 	}
-	e.cur = cur
-	e.result.Status, e.next = judge(r.op, cur, want)
+	e.cur = formatValue(cur)
+	var next []uint64
+	e.result.Status, next = judge(r.op, cur, want)
+	if next != nil {
+		e.next = formatValue(next)
+	}
+	return e
+}
+
+// evaluatePorts compares a port list with a ports rule: the live list must contain every port
+// of the rule and every listen port of h. What apply writes is the union of the live list and
+// the wanted one, since a write replaces the whole list: a port the host reserved for something
+// else is never dropped.
+func (h host) evaluatePorts(r *rule) evaluation {
+	want := r.ports.withPorts(h.listen...)
+	e := evaluation{result: Result{Key: r.Key, Wanted: "incl:" + want.String()}, want: want.String()}
+	f, err := h.read(r.Key)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		e.result.Status = StatusMissing
+		return e
+	case err != nil:
+		e.result.Status = statusError + err.Error()
+		return e
+	}
+	cur, err := parsePortSet(strings.Join(f, ""))
+	if err != nil {
+		e.result.Current = strings.Join(f, " ")
+		e.result.Status = statusError + err.Error()
+		return e
+	}
+	e.result.Current = cur.String()
+	e.cur = cur.String()
+	if cur.containsAll(want) {
+		e.result.Status = StatusOK
+		return e
+	}
+	e.result.Status = StatusLow
+	e.next = cur.union(want).String()
 	return e
 }
 
@@ -277,7 +327,8 @@ func judge(op opKind, cur []uint64, want []field) (string, []uint64) {
 }
 
 // renderWanted shows a resolved wanted value field by field: ">=N" for min and ram/UNIT, "<=N"
-// for max, "<=LOW >=HIGH" for a range, "=N" for exact, "*" where nothing is compared.
+// for max, "<=LOW >=HIGH" for a range, "=N" for exact, "*" where nothing is compared. (A ports
+// rule shows "incl:LIST", see evaluatePorts.)
 func renderWanted(op opKind, want []field) string {
 	var b strings.Builder
 	for i, w := range want {

@@ -1,6 +1,7 @@
 package sysctl
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,15 +19,21 @@ const (
 )
 
 const usage = `usage: wsgate sysctl show
-       wsgate sysctl check [-root DIR]
-       wsgate sysctl apply [-root DIR] [-dry-run] [-persist[=FILE]]
+       wsgate sysctl check [-root DIR] [-addr ADDR] [-admin-addr ADDR]
+       wsgate sysctl apply [-root DIR] [-addr ADDR] [-admin-addr ADDR] [-dry-run] [-persist[=FILE]]
 
 show    print the bundled kernel profile (million.conf) with the reason for every setting
 check   compare this host with the profile and print key, current, wanted, status;
-        also this process's RLIMIT_NOFILE against what a million connections need
+        also this process's RLIMIT_NOFILE against what a million connections need,
+        and warn about a listen port inside the ephemeral port range that is not reserved
 apply   raise what falls short (root only unless -dry-run) and print each change;
         never lowers a value that is already better than the profile
         -persist also writes the result to a sysctl.d file applied at every boot
+
+-addr and -admin-addr are the server's listen addresses (default: WSGATE_ADDR and
+WSGATE_ADMIN_ADDR from the environment, as the server reads them, else the server's
+defaults 127.0.0.1:8080 and 127.0.0.1:9090); their ports are added to the ports that
+net.ipv4.ip_local_reserved_ports must contain. An empty -admin-addr means no admin listener.
 
 exit status: 0 the host meets the profile (missing keys, such as conntrack without
 its module, do not count); 1 something falls short; 2 usage error, a key that
@@ -42,10 +49,11 @@ type mainEnv struct {
 	soft      uint64 // RLIMIT_NOFILE
 	hard      uint64
 	nofileErr error
+	getenv    func(key string) string // nil: an empty environment
 }
 
 func liveEnv() mainEnv {
-	e := mainEnv{host: liveHost, euid: os.Geteuid()}
+	e := mainEnv{host: liveHost, euid: os.Geteuid(), getenv: os.Getenv}
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		e.nofileErr = err
@@ -59,6 +67,11 @@ func liveEnv() mainEnv {
 // one of ExitOK, ExitShort or ExitError. Flags may come before or after the subcommand:
 //
 //	-root DIR        sysctl root (default /proc/sys)
+//	-addr ADDR       the server's WebSocket listen address (default $WSGATE_ADDR, else
+//	                 DefaultAddr) and -admin-addr ADDR its admin address (default
+//	                 $WSGATE_ADMIN_ADDR, else DefaultAdminAddr): check and apply want their
+//	                 ports in net.ipv4.ip_local_reserved_ports besides the profile's, and check
+//	                 warns about one inside the ephemeral range that is not reserved
 //	-dry-run         apply: print what would change, write nothing
 //	-persist[=FILE]  apply: also write the profile for reboots (default
 //	                 /etc/sysctl.d/90-wsgate.conf); see PersistFrom
@@ -98,6 +111,14 @@ func run(args []string, stdout, stderr io.Writer, env mainEnv) int {
 		fs.PrintDefaults()
 	}
 	root := fs.String("root", DefaultRoot, "sysctl `DIR` to read and write")
+	getenv := env.getenv
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	addr := fs.String("addr", cmp.Or(getenv(envAddr), DefaultAddr),
+		"the server's WebSocket listen `ADDR`, taken from $"+envAddr+" when set")
+	adminAddr := fs.String("admin-addr", cmp.Or(getenv(envAdminAddr), DefaultAdminAddr),
+		"the server's admin listen `ADDR`, taken from $"+envAdminAddr+" when set; empty for none")
 	dryRun := fs.Bool("dry-run", false, "apply: print what would change, write nothing")
 	var persist persistFlag
 	fs.Var(&persist, "persist", "apply: also write the profile for reboots, to "+DefaultPersistPath+
@@ -136,19 +157,54 @@ func run(args []string, stdout, stderr io.Writer, env mainEnv) int {
 			fmt.Fprintln(stderr, "wsgate sysctl check: -dry-run and -persist belong to apply")
 			return ExitError
 		}
-		return runCheck(env, env.host(*root), stdout, stderr)
 	case "apply":
 		if !*dryRun && env.euid != 0 {
 			fmt.Fprintf(stderr, "wsgate sysctl apply: writing %s needs root (running as uid %d); "+
 				"run it with sudo, or add -dry-run to see what would change\n", *root, env.euid)
 			return ExitError
 		}
-		return runApply(env.host(*root), *dryRun, persist.path, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "wsgate sysctl: unknown subcommand %q (show, check or apply)\n", sub)
 		fs.Usage()
 		return ExitError
 	}
+	listeners := []Listener{
+		listener("addr", envAddr, *addr, set, getenv),
+		listener("admin-addr", envAdminAddr, *adminAddr, set, getenv),
+	}
+	h := env.host(*root)
+	for _, l := range listeners {
+		p, ok, err := l.listenPort()
+		if err != nil {
+			fmt.Fprintf(stderr, "wsgate sysctl %s: %v\n", sub, err)
+			return ExitError
+		}
+		if ok {
+			h.listen = append(h.listen, p)
+		}
+	}
+	if sub == "check" {
+		return runCheck(env, h, listeners, stdout, stderr)
+	}
+	return runApply(h, *dryRun, persist.path, stdout, stderr)
+}
+
+// Environment variables the server reads its listen addresses from (cmd/wsgate: WSGATE_<FLAG>).
+const (
+	envAddr      = "WSGATE_ADDR"
+	envAdminAddr = "WSGATE_ADMIN_ADDR"
+)
+
+// listener names the address of flag -name for messages by where it came from: the command
+// line, the environment variable env, or the server's default.
+func listener(name, env, addr string, set map[string]bool, getenv func(string) string) Listener {
+	switch {
+	case set[name]:
+		return Listener{Name: "-" + name, Addr: addr}
+	case getenv(env) != "":
+		return Listener{Name: env, Addr: addr}
+	}
+	return Listener{Name: "default -" + name, Addr: addr}
 }
 
 // parseFailure is the exit status after a flag parse error, which the flag package has already
@@ -160,7 +216,7 @@ func parseFailure(err error) int {
 	return ExitError
 }
 
-func runCheck(env mainEnv, h host, stdout, stderr io.Writer) int {
+func runCheck(env mainEnv, h host, listeners []Listener, stdout, stderr io.Writer) int {
 	results, err := h.check(parsedProfile())
 	if err != nil {
 		fmt.Fprintf(stderr, "wsgate sysctl check: %v\n", err)
@@ -185,6 +241,9 @@ func runCheck(env mainEnv, h host, stdout, stderr io.Writer) int {
 			"LimitNOFILE=%d (docs/wsgate.service), which fs.nr_open must allow; wsgate raises its soft limit "+
 			"to the hard one at start-up. To check under the same limit: ulimit -n %d; wsgate sysctl check\n",
 			WantNOFILE, WantNOFILE)
+	}
+	for _, w := range h.listenPortWarnings(listeners) {
+		fmt.Fprintf(stdout, "\nwarning: %s\n", w)
 	}
 	return code
 }

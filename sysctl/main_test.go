@@ -21,7 +21,18 @@ func testEnv(euid int, soft, hard uint64) mainEnv {
 			return testHost(root)
 		},
 		euid: euid, soft: soft, hard: hard,
+		getenv: func(string) string { return "" }, // never the real environment
 	}
+}
+
+// withEnv returns env with an environment holding the given key/value pairs.
+func withEnv(env mainEnv, kv ...string) mainEnv {
+	vars := make(map[string]string)
+	for i := 0; i+1 < len(kv); i += 2 {
+		vars[kv[i]] = kv[i+1]
+	}
+	env.getenv = func(k string) string { return vars[k] }
+	return env
 }
 
 func runMain(t *testing.T, env mainEnv, args ...string) (code int, stdout, stderr string) {
@@ -51,6 +62,7 @@ func TestMainCheckShortExits1(t *testing.T) {
 	for _, want := range [][]string{
 		{"net.core.somaxconn", "4096", ">=65535", "low"},
 		{"net.ipv4.ip_local_port_range", "32768", "60999", "<=10000", ">=65535", "low"},
+		{"net.ipv4.ip_local_reserved_ports", "-", "incl:8080,9090", "low"},
 		{"net.ipv4.tcp_fin_timeout", "60", "<=15", "high"},
 		{"fs.file-max", "2466170", ">=2097152", "ok"},
 		{"RLIMIT_NOFILE", "soft=1048576", "hard=1048576", "hard>=1048576", "ok"},
@@ -59,7 +71,7 @@ func TestMainCheckShortExits1(t *testing.T) {
 			t.Errorf("no row %v in\n%s", want, out)
 		}
 	}
-	if !strings.Contains(out, "10 falling short") {
+	if !strings.Contains(out, "11 falling short") {
 		t.Errorf("summary missing:\n%s", out)
 	}
 }
@@ -184,7 +196,8 @@ func TestMainApplyPersist(t *testing.T) {
 	}
 	got := parseSysctlD(t, path)
 	if got["net.core.somaxconn"] != "65535" || got["fs.file-max"] != "2466170" ||
-		got["-net.netfilter.nf_conntrack_max"] != "1677721" || got["net.ipv4.ip_local_port_range"] != "10000 65535" {
+		got["-net.netfilter.nf_conntrack_max"] != "1677721" || got["net.ipv4.ip_local_port_range"] != "10000 65535" ||
+		got["net.ipv4.ip_local_reserved_ports"] != "8080,9090" {
 		t.Errorf("persisted %v", got)
 	}
 	if len(got) != len(Profile()) {
@@ -230,6 +243,8 @@ func TestMainUsage(t *testing.T) {
 		{nil, ExitError, "missing subcommand"},
 		{[]string{"bogus"}, ExitError, "unknown subcommand"},
 		{[]string{"show", "-root", root}, ExitError, "takes no flags"},
+		{[]string{"show", "-addr", ":8080"}, ExitError, "takes no flags"},
+		{[]string{"-h"}, ExitOK, "WSGATE_ADMIN_ADDR"},
 		{[]string{"check", "-root", root, "-dry-run"}, ExitError, "belong to apply"},
 		{[]string{"check", "-persist", "-root", root}, ExitError, "belong to apply"},
 		{[]string{"check", "-root", root, "extra"}, ExitError, "unexpected argument"},
@@ -303,5 +318,101 @@ func TestMainExported(t *testing.T) {
 	if code := Main([]string{"check", "-root", fakeRoot(t, stockValues)}, &out, &errb); code != ExitShort ||
 		!strings.Contains(out.String(), "net.core.somaxconn") || !strings.Contains(out.String(), "RLIMIT_NOFILE") {
 		t.Errorf("Main check on a stock root: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}
+
+// A listen port inside the ephemeral range and not reserved: the reserved-ports row falls short
+// (the port is wanted there) and a warning after the table says why and how to fix it. The
+// ports come from -addr/-admin-addr, else WSGATE_ADDR/WSGATE_ADMIN_ADDR, else the defaults.
+func TestMainCheckListenPorts(t *testing.T) {
+	wide := with(goodValues(t), "net.ipv4.ip_local_port_range", "1024 65535")
+	root := fakeRoot(t, wide)
+	env := testEnv(1000, 1<<20, 1<<20)
+
+	// Defaults, reserved by the profile: nothing to say.
+	code, out, errOut := runMain(t, env, "check", "-root", root)
+	if code != ExitOK || strings.Contains(out, "warning:") {
+		t.Fatalf("defaults: exit %d\n%s%s", code, out, errOut)
+	}
+
+	// From the environment, as the server reads it.
+	code, out, _ = runMain(t, withEnv(env, "WSGATE_ADDR", ":18080"), "check", "-root", root)
+	if code != ExitShort || !hasRow(strings.Split(out, "\n"), []string{"net.ipv4.ip_local_reserved_ports", "8080,9090", "incl:8080,9090,18080", "low"}) ||
+		!strings.Contains(out, "\nwarning: listen port 18080 (WSGATE_ADDR :18080) is inside net.ipv4.ip_local_port_range 1024-65535") ||
+		!strings.Contains(out, "net.ipv4.ip_local_reserved_ports=8080,9090,18080") || strings.Count(out, "warning:") != 1 {
+		t.Errorf("WSGATE_ADDR: exit %d\n%s", code, out)
+	}
+
+	// A flag wins over the environment; an empty -admin-addr is no admin listener.
+	code, out, _ = runMain(t, withEnv(env, "WSGATE_ADDR", ":18080", "WSGATE_ADMIN_ADDR", ":19090"),
+		"check", "-root", root, "-addr", "0.0.0.0:28080", "-admin-addr", "")
+	if code != ExitShort || !strings.Contains(out, "warning: listen port 28080 (-addr 0.0.0.0:28080)") ||
+		strings.Contains(out, "18080") || strings.Contains(out, "19090") ||
+		!hasRow(strings.Split(out, "\n"), []string{"net.ipv4.ip_local_reserved_ports", "8080,9090", "incl:8080,9090,28080", "low"}) {
+		t.Errorf("flags over env: exit %d\n%s", code, out)
+	}
+	code, out, _ = runMain(t, withEnv(env, "WSGATE_ADMIN_ADDR", "127.0.0.1:19090"), "check", "-root", root)
+	if code != ExitShort || !strings.Contains(out, "warning: listen port 19090 (WSGATE_ADMIN_ADDR 127.0.0.1:19090)") {
+		t.Errorf("WSGATE_ADMIN_ADDR: exit %d\n%s", code, out)
+	}
+
+	// Outside the range: the port is still wanted in the list (the range may be widened later),
+	// but there is no warning.
+	code, out, _ = runMain(t, env, "check", "-root", fakeRoot(t, goodValues(t)), "-addr", ":8443")
+	if code != ExitShort || strings.Contains(out, "warning:") ||
+		!hasRow(strings.Split(out, "\n"), []string{"net.ipv4.ip_local_reserved_ports", "8080,9090", "incl:8080,8443,9090", "low"}) {
+		t.Errorf("port outside the range: exit %d\n%s", code, out)
+	}
+
+	// apply with the same address reserves the port, merged with the list; check is then clean.
+	code, out, errOut = runMain(t, testEnv(0, 1<<20, 1<<20), "apply", "-root", root, "-addr", ":18080")
+	if code != ExitOK || !strings.Contains(out, "set net.ipv4.ip_local_reserved_ports: 8080,9090 -> 8080,9090,18080\n") {
+		t.Fatalf("apply: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = runMain(t, withEnv(env, "WSGATE_ADDR", ":18080"), "check", "-root", root)
+	if code != ExitOK || strings.Contains(out, "warning:") {
+		t.Errorf("after apply: exit %d\n%s", code, out)
+	}
+
+	// Port 0 is the kernel's choice: nothing to reserve.
+	if code, out, _ := runMain(t, env, "check", "-root", root, "-addr", "127.0.0.1:0"); code != ExitOK || strings.Contains(out, "warning:") {
+		t.Errorf("port 0: exit %d\n%s", code, out)
+	}
+}
+
+func TestMainBadListenAddress(t *testing.T) {
+	root := fakeRoot(t, goodValues(t))
+	for _, c := range []struct {
+		env  mainEnv
+		args []string
+		err  string
+	}{
+		{testEnv(1000, 1<<20, 1<<20), []string{"check", "-root", root, "-addr", "8080"}, `wsgate sysctl check: -addr "8080"`},
+		{testEnv(0, 1<<20, 1<<20), []string{"apply", "-root", root, "-admin-addr", ":99999"}, `wsgate sysctl apply: -admin-addr ":99999"`},
+		{withEnv(testEnv(1000, 1<<20, 1<<20), "WSGATE_ADDR", "localhost"), []string{"check", "-root", root}, `WSGATE_ADDR "localhost"`},
+	} {
+		before := snapshot(t, root)
+		code, out, errOut := runMain(t, c.env, c.args...)
+		if code != ExitError || !strings.Contains(errOut, c.err) || out != "" {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2 and %q", c.args, code, out, errOut, c.err)
+		}
+		if !maps.Equal(before, snapshot(t, root)) {
+			t.Errorf("%q wrote", c.args)
+		}
+	}
+}
+
+func TestMainApplyPersistListenPorts(t *testing.T) {
+	root := fakeRoot(t, stockValues)
+	path := filepath.Join(t.TempDir(), "90-wsgate.conf")
+	code, out, errOut := runMain(t, withEnv(testEnv(0, 1024, 4096), "WSGATE_ADMIN_ADDR", ":19090"), "apply", "-root", root, "-persist="+path)
+	if code != ExitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	if got := parseSysctlD(t, path)["net.ipv4.ip_local_reserved_ports"]; got != "8080,9090,19090" {
+		t.Errorf("persisted reserved ports %q", got)
+	}
+	if got := readKey(t, root, "net.ipv4.ip_local_reserved_ports"); got != "8080,9090,19090" {
+		t.Errorf("reserved ports %q after apply", got)
 	}
 }

@@ -60,21 +60,17 @@ func (h host) persistText(rules []rule, path string) (string, error) {
 		e := h.evaluate(r)
 		switch {
 		case e.result.Status == StatusMissing:
-			if hasAny(e.want) {
+			if e.want == "" {
 				fmt.Fprintf(&b, "# %s: absent when written, and the profile leaves some of its fields to the host.\n", r.Key)
 				continue
 			}
-			want := make([]uint64, len(e.want))
-			for j, w := range e.want {
-				want[j] = w.n
-			}
-			fmt.Fprintf(&b, "-%s = %s\n", r.Key, formatValue(want))
+			fmt.Fprintf(&b, "-%s = %s\n", r.Key, e.want)
 		case e.result.Failed():
 			return "", fmt.Errorf("sysctl: persist %s: %s", r.Key, strings.TrimPrefix(e.result.Status, statusError))
-		case e.next != nil:
-			fmt.Fprintf(&b, "%s = %s\n", r.Key, formatValue(e.next))
+		case e.next != "":
+			fmt.Fprintf(&b, "%s = %s\n", r.Key, e.next)
 		default:
-			fmt.Fprintf(&b, "%s = %s\n", r.Key, formatValue(e.cur))
+			fmt.Fprintf(&b, "%s = %s\n", r.Key, e.cur)
 		}
 	}
 	return b.String(), nil

@@ -22,15 +22,16 @@ func TestPersistTextMergesAndMarksMissing(t *testing.T) {
 	}
 	got := parseSysctlD(t, path)
 	want := map[string]string{
-		"fs.file-max":                     "2466170", // already higher: kept
-		"fs.nr_open":                      "2097152",
-		"net.core.somaxconn":              "65535",
-		"net.ipv4.ip_local_port_range":    "10000 65535",
-		"net.ipv4.tcp_mem":                "524288 700448 1048576",
-		"net.ipv4.tcp_rmem":               "8192 131072 33554432", // "*" field and higher field kept
-		"net.ipv4.tcp_fin_timeout":        "15",
-		"net.ipv4.tcp_tw_reuse":           "1",
-		"-net.netfilter.nf_conntrack_max": "1677721", // absent: ignored at boot if still absent
+		"fs.file-max":                      "2466170", // already higher: kept
+		"fs.nr_open":                       "2097152",
+		"net.core.somaxconn":               "65535",
+		"net.ipv4.ip_local_port_range":     "10000 65535",
+		"net.ipv4.ip_local_reserved_ports": "8080,9090",
+		"net.ipv4.tcp_mem":                 "524288 700448 1048576",
+		"net.ipv4.tcp_rmem":                "8192 131072 33554432", // "*" field and higher field kept
+		"net.ipv4.tcp_fin_timeout":         "15",
+		"net.ipv4.tcp_tw_reuse":            "1",
+		"-net.netfilter.nf_conntrack_max":  "1677721", // absent: ignored at boot if still absent
 	}
 	for k, v := range want {
 		if got[k] != v {

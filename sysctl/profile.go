@@ -15,13 +15,15 @@ import (
 var profileText string
 
 // Comparison rules, as written in the CMP column of the profile. A ram rule is written with its
-// unit: "ram/page" (the host's page size) or "ram/N" (N bytes per unit).
+// unit: "ram/page" (the host's page size) or "ram/N" (N bytes per unit). A ports rule has one
+// value, a port list in the kernel's syntax ("8080,9090", "1000-1005").
 const (
 	CmpMin   = "min"
 	CmpMax   = "max"
 	CmpRange = "range"
 	CmpExact = "exact"
 	CmpRAM   = "ram/" // prefix
+	CmpPorts = "ports"
 )
 
 // Parser limits. They keep a malformed profile from producing absurd rules; the bundled one is
@@ -38,7 +40,7 @@ type Entry struct {
 	Key   string // sysctl name with dots, e.g. "net.core.somaxconn"
 	Value string // the VALUE fields as written, separated by single spaces
 	Why   string // the comment block above the setting: why it is there and what it costs
-	Cmp   string // how it is compared: min, max, range, exact, ram/page or ram/N
+	Cmp   string // how it is compared: min, max, range, exact, ram/page, ram/N or ports
 }
 
 // opKind is the parsed CMP column.
@@ -50,6 +52,7 @@ const (
 	opRange
 	opExact
 	opRAM
+	opPorts
 )
 
 // field is one parsed VALUE field. For opRAM, n/scale is a percentage of physical RAM (12.5% is
@@ -64,8 +67,9 @@ type field struct {
 type rule struct {
 	Entry
 	op     opKind
-	unit   uint64 // opRAM only: bytes per unit, 0 for the host's page size
-	fields []field
+	unit   uint64  // opRAM only: bytes per unit, 0 for the host's page size
+	fields []field // every kind but opPorts
+	ports  portSet // opPorts only: the ports the live list must contain, never empty
 }
 
 // parsedProfile parses the embedded profile once. A parse error is a broken build, not a
@@ -155,6 +159,8 @@ func parseSetting(line string) (rule, error) {
 		r.op = opRange
 	case cmp == CmpExact:
 		r.op = opExact
+	case cmp == CmpPorts:
+		return parsePortsSetting(r, vals)
 	case strings.HasPrefix(cmp, CmpRAM):
 		r.op = opRAM
 		if u := cmp[len(CmpRAM):]; u != "page" {
@@ -165,7 +171,7 @@ func parseSetting(line string) (rule, error) {
 			r.unit = n
 		}
 	default:
-		return rule{}, fmt.Errorf("%s: unknown comparison %q (want min, max, range, exact or ram/UNIT)", key, cmp)
+		return rule{}, fmt.Errorf("%s: unknown comparison %q (want min, max, range, exact, ram/UNIT or ports)", key, cmp)
 	}
 	r.fields = make([]field, len(vals))
 	concrete := 0
@@ -199,6 +205,23 @@ func parseSetting(line string) (rule, error) {
 			return rule{}, fmt.Errorf("%s: range %d %d has LOW above HIGH", key, r.fields[0].n, r.fields[1].n)
 		}
 	}
+	return r, nil
+}
+
+// parsePortsSetting completes a ports rule: one value, a non-empty port list.
+func parsePortsSetting(r rule, vals []string) (rule, error) {
+	r.op = opPorts
+	if len(vals) != 1 {
+		return rule{}, fmt.Errorf("%s: a ports value is one list such as 8080,9090 (no blanks); got %d fields", r.Key, len(vals))
+	}
+	set, err := parsePortSet(vals[0])
+	if err != nil {
+		return rule{}, fmt.Errorf("%s: %w", r.Key, err)
+	}
+	if len(set) == 0 {
+		return rule{}, fmt.Errorf("%s: empty port list", r.Key)
+	}
+	r.ports = set
 	return r, nil
 }
 

@@ -17,7 +17,7 @@ func TestProfileParses(t *testing.T) {
 		"fs.file-max", "fs.nr_open", "net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog",
 		"net.core.netdev_max_backlog", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_mem",
 		"net.ipv4.tcp_rmem", "net.ipv4.tcp_wmem", "net.ipv4.tcp_fin_timeout", "net.ipv4.tcp_tw_reuse",
-		"net.netfilter.nf_conntrack_max",
+		"net.netfilter.nf_conntrack_max", "net.ipv4.ip_local_reserved_ports",
 	}
 	var keys []string
 	for _, e := range entries {
@@ -50,12 +50,13 @@ func TestProfileReturnsCopy(t *testing.T) {
 // The comparison semantics the task asks for, read from the embedded file.
 func TestProfileSemantics(t *testing.T) {
 	want := map[string]string{
-		"fs.file-max":                  CmpMin,
-		"net.ipv4.ip_local_port_range": CmpRange,
-		"net.ipv4.tcp_tw_reuse":        CmpExact,
-		"net.ipv4.tcp_fin_timeout":     CmpMax,
-		"net.ipv4.tcp_mem":             "ram/page",
-		"net.ipv4.tcp_rmem":            CmpMin,
+		"fs.file-max":                      CmpMin,
+		"net.ipv4.ip_local_port_range":     CmpRange,
+		"net.ipv4.tcp_tw_reuse":            CmpExact,
+		"net.ipv4.tcp_fin_timeout":         CmpMax,
+		"net.ipv4.tcp_mem":                 "ram/page",
+		"net.ipv4.tcp_rmem":                CmpMin,
+		"net.ipv4.ip_local_reserved_ports": CmpPorts,
 	}
 	for _, e := range Profile() {
 		if w, ok := want[e.Key]; ok && e.Cmp != w {
@@ -211,8 +212,16 @@ func FuzzParseProfile(f *testing.F) {
 				t.Fatalf("accepted bad or duplicate key %q", r.Key)
 			}
 			seen[r.Key] = true
-			if r.Why == "" || len(r.fields) == 0 || len(r.fields) > maxFields {
+			if r.Why == "" || len(r.fields) > maxFields || (r.op == opPorts) != (len(r.fields) == 0) {
 				t.Fatalf("accepted rule without explanation or with %d fields: %+v", len(r.fields), r)
+			}
+			if r.op == opPorts {
+				again, err := parsePortSet(r.ports.String())
+				if len(r.ports) == 0 || err != nil || !slices.Equal(again, r.ports) {
+					t.Fatalf("ports rule %+v: list %q does not parse back (%v)", r, r.ports, err)
+				}
+			} else if r.ports != nil {
+				t.Fatalf("rule %+v has ports", r)
 			}
 			if r.op == opRange && (len(r.fields) != 2 || r.fields[0].n > r.fields[1].n) {
 				t.Fatalf("accepted bad range %+v", r)
@@ -242,7 +251,8 @@ func FuzzParseProfile(f *testing.F) {
 		}
 		for i := range rules {
 			a, b := rules[i], again[i]
-			if a.Entry != b.Entry || a.op != b.op || a.unit != b.unit || !slices.Equal(a.fields, b.fields) {
+			if a.Entry != b.Entry || a.op != b.op || a.unit != b.unit || !slices.Equal(a.fields, b.fields) ||
+				!slices.Equal(a.ports, b.ports) {
 				t.Fatalf("re-parse changed rule %d:\n%+v\n%+v", i, a, b)
 			}
 		}
