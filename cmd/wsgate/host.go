@@ -13,10 +13,18 @@ func sysctlMain(args []string, stdout, stderr io.Writer) int {
 }
 
 // prepareHost raises the open-files limit to its hard limit, derives -max-conns from it when the
-// flag was left at 0, and logs what on this host cannot support the configured load. It never
-// fails the start: a host that is short gets warnings, and -max-conns keeps the server from
-// running into EMFILE.
+// flag was left at 0, and logs what on this host cannot support the configured load or may keep
+// the listeners from binding (see prepareHostAt). It never fails the start.
 func prepareHost(cfg *wsgate.Config, log *slog.Logger) {
+	prepareHostAt(cfg, log, sysctl.DefaultRoot)
+}
+
+// prepareHostAt is prepareHost reading the sysctls under root (tests pass a fake tree). A host
+// that is short gets warnings, and -max-conns keeps the server from running into EMFILE. A
+// listen port inside net.ipv4.ip_local_port_range that is not in ip_local_reserved_ports gets a
+// warning too: an outgoing connection can take it, and a restart then fails to bind. Main
+// goroutine, before the server starts (it changes the process's RLIMIT_NOFILE).
+func prepareHostAt(cfg *wsgate.Config, log *slog.Logger, root string) {
 	soft, hard, err := sysctl.RaiseNOFILE()
 	if err != nil {
 		log.Warn("could not raise the open-files limit", "soft", soft, "hard", hard, "err", err)
@@ -27,7 +35,15 @@ func prepareHost(cfg *wsgate.Config, log *slog.Logger) {
 		cfg.Conn.MaxConns = int64(sysctl.DefaultMaxConns(soft))
 		log.Info("max-conns derived from the open-files limit", "max_conns", cfg.Conn.MaxConns)
 	}
-	for _, w := range sysctl.Readiness("/proc/sys", int(cfg.Conn.MaxConns), soft) {
+	for _, w := range sysctl.Readiness(root, int(cfg.Conn.MaxConns), soft) {
+		log.Warn("host readiness", "problem", w)
+	}
+	addr := cfg.Addr
+	if addr == "" {
+		addr = sysctl.DefaultAddr // what wsgate.New uses for an empty Addr
+	}
+	listeners := []sysctl.Listener{{Name: "-addr", Addr: addr}, {Name: "-admin-addr", Addr: cfg.AdminAddr}}
+	for _, w := range sysctl.ListenPortWarnings(root, listeners...) {
 		log.Warn("host readiness", "problem", w)
 	}
 }
