@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,9 @@ type CloseEvent struct {
 	// Status is the HTTP status for ReasonHTTPStatus and the close code
 	// (RFC 6455 7.4) for ReasonServerClose; otherwise 0.
 	Status int
+	// Text is the reason in the server's close frame (RFC 6455 5.5.1) for
+	// ReasonServerClose, made printable (see closeText); otherwise "".
+	Text string
 	// Err is the underlying error, if any.
 	Err error
 }
@@ -759,11 +763,17 @@ func (c *Conn) Close() {
 // event. Buffers are dropped, not pooled: a handler up the stack may still
 // hold a payload slice into them.
 func (c *Conn) shut(reason string, status int, err error) {
+	c.shutEvent(CloseEvent{Reason: reason, Status: status, Err: err})
+}
+
+// shutEvent is shut with the whole event; it sets ev.Opened.
+func (c *Conn) shutEvent(ev CloseEvent) {
 	if c.state == stIdle {
 		return
 	}
 	l := c.loop
 	opened := c.state >= stOpen
+	ev.Opened = opened
 	if c.fd >= 0 {
 		unix.Close(int(c.fd)) // also removes it from the epoll set (epoll(7))
 		c.fd = -1
@@ -776,7 +786,7 @@ func (c *Conn) shut(reason string, status int, err error) {
 	} else {
 		l.stats.failed.Add(1)
 	}
-	l.closed = append(l.closed, closeNote{c: c, ev: CloseEvent{Opened: opened, Reason: reason, Status: status, Err: err}})
+	l.closed = append(l.closed, closeNote{c: c, ev: ev})
 }
 
 // write sends p now as far as the socket takes it and queues the rest.
@@ -1039,12 +1049,37 @@ func (c *Conn) onCloseFrame(payload []byte) {
 		c.shut(ReasonClosed, code, nil)
 		return
 	}
+	text := closeText(payload)
 	if len(payload) >= 2 {
 		c.sendFrame(ws.OpClose, payload[:2])
 	} else {
 		c.sendFrame(ws.OpClose, nil)
 	}
-	c.shut(ReasonServerClose, code, nil)
+	c.shutEvent(CloseEvent{Reason: ReasonServerClose, Status: code, Text: text})
+}
+
+// maxCloseText bounds the close reason kept from a close frame: a control
+// frame's payload is at most 125 bytes (RFC 6455 5.5), 2 of them the code.
+const maxCloseText = 123
+
+// closeText returns the reason of a close frame payload (RFC 6455 5.5.1:
+// the bytes after the 2-byte code) as a printable string: control
+// characters become '?', invalid UTF-8 becomes U+FFFD. It allocates only
+// when there is a reason.
+func closeText(payload []byte) string {
+	if len(payload) <= 2 {
+		return ""
+	}
+	b := payload[2:]
+	if len(b) > maxCloseText {
+		b = b[:maxCloseText]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(string(b), "\uFFFD"))
 }
 
 // protocolError fails the connection (RFC 6455 7.1.7) with status 1002.

@@ -287,6 +287,99 @@ func TestPubSubHTTPPublishWrongKeyCountsErrors(t *testing.T) {
 	eq(t, "publish errors", p.PublishErrors, p.Published)
 	eq(t, "delivered", p.Delivered, 0)
 	eq(t, "expected", p.Expected, 0)
+	// The cause is the HTTP status and body, and it makes the run unusable.
+	eq(t, "HTTP 401 errors", p.PublishErrorReasons["HTTP 401: unauthorized"], p.Published)
+	eq(t, "distinct causes", len(p.PublishErrorReasons), 1)
+	why := strings.Join(Unusable(res), "; ")
+	if !strings.Contains(why, "no publish was accepted") || !strings.Contains(why, "HTTP 401: unauthorized: ") {
+		t.Errorf("Unusable = %q, want the refused publishes and their cause", why)
+	}
+	if line := res.SummaryLine(); !strings.Contains(line, `publish_error_reasons="HTTP 401: unauthorized: `) {
+		t.Errorf("summary %q lacks the publish errors' cause", line)
+	}
+}
+
+// TestPubSubWebSocketPublishRefusedNamesTheCause: a server that does not let
+// clients publish answers every publish with an error message and, after a
+// few, closes the publisher's connection. The result counts both causes,
+// and the run is unusable because no publish was accepted.
+func TestPubSubWebSocketPublishRefusedNamesTheCause(t *testing.T) {
+	s := newTestServer(t, func(s *testServer) { s.noClientPublish = true })
+	cfg := testConfig(s.wsURL("/ws"), ScenarioPubSub)
+	cfg.Conns = 10
+	cfg.Channels = 2
+	cfg.PublishRate = 200
+	cfg.Duration = 300 * time.Millisecond
+	res := runConfig(t, cfg)
+	p := res.PubSub
+	eq(t, "acked", p.PublishAcked, 0)
+	// Three errors precede the close frame in the stream; a publish sent
+	// before the close arrived is answered after it, so never seen, and
+	// counted as unanswered when the connection closed.
+	eq(t, "403 errors", p.PublishErrorReasons["error 403: publishing from clients is disabled"], 3)
+	eq(t, "publish errors", p.PublishErrors, p.Published)
+	eq(t, "unanswered", p.PublishErrorReasons["unanswered when the connection closed"], p.Published-3)
+	const closed = "server close 1008 (policy violation) 'too many errors'"
+	eq(t, "publisher closed", p.PublisherClosed, closed)
+	why := strings.Join(Unusable(res), "; ")
+	for _, want := range []string{"no publish was accepted (", "error 403: publishing from clients is disabled: 3",
+		"; the publisher's connection was closed: " + closed} {
+		if !strings.Contains(why, want) {
+			t.Errorf("Unusable = %q, lacks %q", why, want)
+		}
+	}
+	if pr := strings.Join(Problems(res), "; "); !strings.Contains(pr, "publish errors (error 403: publishing from clients is disabled: 3") ||
+		!strings.Contains(pr, "the publisher's connection was closed: "+closed) {
+		t.Errorf("Problems %q lack the publish errors' causes", pr)
+	}
+}
+
+// TestWSPublisherCountsUnansweredPublishesOnClose: publishes in flight when
+// the publisher's connection closes will never be answered; they are
+// errors, and the close is named.
+func TestWSPublisherCountsUnansweredPublishesOnClose(t *testing.T) {
+	cfg := DefaultConfig(ScenarioPubSub)
+	p := newWSPublisher(&cfg, "run")
+	p.sent.Store(10)
+	p.acked.Store(4)
+	p.errs.Store(1)
+	p.OnClose(nil, CloseEvent{Opened: true, Reason: ReasonEOF})
+	eq(t, "errors", p.errs.Load(), 6)
+	eq(t, "unanswered", p.reasons["unanswered when the connection closed"], 5)
+	eq(t, "closed", p.closed, "server closed TCP without a close frame")
+	eq(t, "down", p.down.Load(), true)
+}
+
+// TestDropsNameTheCloseCodeAndReason: subscribers the server closes with a
+// close frame are counted by code and reason, those it resets as
+// "connection reset"; neither run can do its job.
+func TestDropsNameTheCloseCodeAndReason(t *testing.T) {
+	for _, tc := range []struct {
+		how, key, words string
+	}{
+		{"close", "server_close_1008 bye from the test", "server close 1008 (policy violation) 'bye from the test': 12"},
+		{"reset", ReasonReset, "connection reset: 12"},
+	} {
+		t.Run(tc.how, func(t *testing.T) {
+			s := newTestServer(t, func(s *testServer) { s.onSubscribe = tc.how })
+			cfg := testConfig(s.wsURL("/ws"), ScenarioPubSub)
+			cfg.Conns = 12
+			cfg.Channels = 2
+			cfg.PublishRate = 100
+			cfg.Duration = 100 * time.Millisecond
+			res := runConfig(t, cfg)
+			eq(t, "opened", res.Opened, 12)
+			eq(t, tc.key, res.Drops[tc.key], 12)
+			eq(t, "distinct drop reasons", len(res.Drops), 1)
+			eq(t, "client closes", res.ClientCloses, 0)
+			if line := res.SummaryLine(); !strings.Contains(line, `drops="`+tc.words+`"`) {
+				t.Errorf("summary %q lacks drops=%q", line, tc.words)
+			}
+			if why := strings.Join(Unusable(res), "; "); !strings.Contains(why, "no subscription was acknowledged: "+tc.words) {
+				t.Errorf("Unusable = %q", why)
+			}
+		})
+	}
 }
 
 func TestChurnReconnects(t *testing.T) {
@@ -307,10 +400,14 @@ func TestChurnReconnects(t *testing.T) {
 	eq(t, "server accepted", s.total.Load(), res.Opened)
 	eq(t, "disconnects", res.Disconnects, res.Opened-res.OpenAtEnd)
 	eq(t, "handshake samples", res.Handshake.Count(), res.Opened)
-	for reason := range res.Drops {
-		if reason != ReasonClosed {
-			t.Errorf("unexpected disconnect reason %q (%v)", reason, res.Drops)
-		}
+	// Every disconnect was the driver's own close frame, answered: none
+	// is a drop.
+	eq(t, "client closes", res.ClientCloses, res.Disconnects)
+	if len(res.Drops) != 0 {
+		t.Errorf("drops %v, want none", res.Drops)
+	}
+	if p := Problems(res); len(p) != 0 {
+		t.Errorf("problems: %v", p)
 	}
 }
 
@@ -380,6 +477,9 @@ func TestRefusedConnectionsAreCountedByReason(t *testing.T) {
 	eq(t, "opened", res.Opened, 0)
 	if len(Problems(res)) == 0 {
 		t.Error("Problems reported nothing for a run where every connection failed")
+	}
+	if why := Unusable(res); !slices.Equal(why, []string{"no connection opened: connection refused: 20"}) {
+		t.Errorf("Unusable = %q", why)
 	}
 }
 

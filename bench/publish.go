@@ -7,13 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
+	"golang.org/x/sys/unix"
 )
 
 // The pubsub publisher runs in the coordinator, so exactly one publisher
@@ -29,7 +33,9 @@ type pubCounts struct {
 	Duplicates      int64
 	Errors          int64
 	ServerDelivered int64
-	Final           []int64 // highest seq acknowledged per channel
+	Final           []int64          // highest seq acknowledged per channel
+	ErrorReasons    map[string]int64 // Errors by cause
+	Closed          string           // why the publisher's connection closed, "" if it did not
 }
 
 type publisher interface {
@@ -85,11 +91,14 @@ type wsPublisher struct {
 	msg       serverMsg
 	final     []int64
 	conn      *Conn
+	reasons   map[string]int64 // errs by cause
+	closed    string           // why the connection closed after opening
 
 	sent  atomic.Int64
 	acked atomic.Int64
 	dups  atomic.Int64
 	errs  atomic.Int64
+	down  atomic.Bool // the connection closed: no more answers will come
 }
 
 func newWSPublisher(cfg *Config, run string) *wsPublisher {
@@ -133,15 +142,23 @@ func (p *wsPublisher) OnOpen(c *Conn) {
 func (p *wsPublisher) OnClose(c *Conn, ev CloseEvent) {
 	p.conn = nil
 	p.once.Do(func() {
-		p.open <- fmt.Errorf("connection failed: %s (status %d): %v", ev.Reason, ev.Status, ev.Err)
+		p.open <- fmt.Errorf("connection failed: %s", describeReason(reasonKey(ev)))
 	})
 	if ev.Opened {
-		p.errs.Add(1)
+		// Publishes still unanswered will never be: they count as
+		// errors. Every counter changes on this goroutine only.
+		p.closed = describeReason(reasonKey(ev))
+		if n := p.sent.Load() - p.acked.Load() - p.dups.Load() - p.errs.Load(); n > 0 {
+			addReason(&p.reasons, "unanswered when the connection closed", n)
+			p.errs.Add(n)
+		}
+		p.down.Store(true)
 	}
 }
 
 func (p *wsPublisher) OnMessage(c *Conn, op ws.OpCode, b []byte) {
 	if op != ws.OpText || parseServerMsg(b, &p.msg) != nil {
+		countReason(&p.reasons, "unreadable answer: "+truncate(string(b), 60))
 		p.errs.Add(1)
 		return
 	}
@@ -155,6 +172,7 @@ func (p *wsPublisher) OnMessage(c *Conn, op ws.OpCode, b []byte) {
 	case "duplicate":
 		p.dups.Add(1)
 	case "error":
+		countReason(&p.reasons, serverErrorKey(m))
 		p.errs.Add(1)
 	}
 }
@@ -197,7 +215,7 @@ func (p *wsPublisher) start(rate float64) {
 func (p *wsPublisher) stop(drain time.Duration) {
 	p.e.Sync(func(*Loop) { p.measuring = false })
 	deadline := time.Now().Add(drain)
-	for p.acked.Load()+p.dups.Load()+p.errs.Load() < p.sent.Load() && time.Now().Before(deadline) {
+	for p.acked.Load()+p.dups.Load()+p.errs.Load() < p.sent.Load() && !p.down.Load() && time.Now().Before(deadline) {
 		time.Sleep(drainPoll)
 	}
 }
@@ -206,7 +224,11 @@ func (p *wsPublisher) published() int64 { return p.sent.Load() }
 
 func (p *wsPublisher) counts() pubCounts {
 	c := pubCounts{Published: p.sent.Load(), Acked: p.acked.Load(), Duplicates: p.dups.Load(), Errors: p.errs.Load()}
-	p.e.Sync(func(*Loop) { c.Final = append([]int64(nil), p.final...) })
+	p.e.Sync(func(*Loop) {
+		c.Final = append([]int64(nil), p.final...)
+		c.ErrorReasons = maps.Clone(p.reasons)
+		c.Closed = p.closed
+	})
 	return c
 }
 
@@ -234,8 +256,9 @@ type httpPublisher struct {
 
 	sent, acked, dups, errs, delivered atomic.Int64
 
-	mu    sync.Mutex
-	final []int64
+	mu      sync.Mutex
+	final   []int64
+	reasons map[string]int64 // errs by cause
 }
 
 func newHTTPPublisher(cfg *Config, run string) *httpPublisher {
@@ -279,7 +302,7 @@ func (p *httpPublisher) worker() {
 func (p *httpPublisher) post(ch int, body []byte) {
 	req, err := http.NewRequest(http.MethodPost, p.cfg.PublishURL, bytes.NewReader(body))
 	if err != nil {
-		p.errs.Add(1)
+		p.fail("bad request: " + err.Error())
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
@@ -288,13 +311,13 @@ func (p *httpPublisher) post(ch int, body []byte) {
 	}
 	resp, err := p.client.Do(req)
 	if err != nil {
-		p.errs.Add(1)
+		p.fail("POST failed: " + transportReason(err))
 		return
 	}
 	defer resp.Body.Close()
 	rb, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if err != nil {
-		p.errs.Add(1)
+		p.fail(fmt.Sprintf("HTTP %d, reading the body failed: %s", resp.StatusCode, transportReason(err)))
 		return
 	}
 	switch resp.StatusCode {
@@ -304,7 +327,7 @@ func (p *httpPublisher) post(ch int, body []byte) {
 			Seq       int64 `json:"seq"`
 		}
 		if json.Unmarshal(rb, &r) != nil {
-			p.errs.Add(1)
+			p.fail("HTTP 200 with an unreadable body: " + bodyText(rb))
 			return
 		}
 		p.acked.Add(1)
@@ -315,8 +338,48 @@ func (p *httpPublisher) post(ch int, body []byte) {
 	case http.StatusAlreadyReported:
 		p.dups.Add(1)
 	default:
-		p.errs.Add(1)
+		p.fail(fmt.Sprintf("HTTP %d: %s", resp.StatusCode, bodyText(rb)))
 	}
+}
+
+// fail counts a publish error and its cause.
+func (p *httpPublisher) fail(reason string) {
+	p.mu.Lock()
+	countReason(&p.reasons, reason)
+	p.mu.Unlock()
+	p.errs.Add(1)
+}
+
+// transportReason says why a request failed without an HTTP answer: the
+// socket error in words ("connection refused"), a timeout, or the error.
+func transportReason(err error) string {
+	if errno := new(unix.Errno); errors.As(err, errno) {
+		if r := errnoReason(*errno); r != ReasonOtherErrno {
+			return describeReason(r)
+		}
+		return errno.Error()
+	}
+	if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+		return "no answer within -timeout"
+	}
+	return truncate(err.Error(), maxDetail)
+}
+
+// bodyText is an HTTP error body for people: the "error" member of a JSON
+// body like wsgate's {"error":"..."}, otherwise the body with its
+// whitespace collapsed, cut to maxDetail bytes.
+func bodyText(b []byte) string {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(b, &e) == nil && e.Error != "" {
+		return truncate(e.Error, maxDetail)
+	}
+	s := strings.Join(strings.Fields(string(b)), " ")
+	if s == "" {
+		return "(empty body)"
+	}
+	return truncate(s, maxDetail)
 }
 
 func (p *httpPublisher) start(rate float64) {
@@ -369,10 +432,8 @@ func (p *httpPublisher) counts() pubCounts {
 	return pubCounts{
 		Published: p.sent.Load(), Acked: p.acked.Load(), Duplicates: p.dups.Load(),
 		Errors: p.errs.Load(), ServerDelivered: p.delivered.Load(),
-		Final: append([]int64(nil), p.final...),
+		Final: append([]int64(nil), p.final...), ErrorReasons: maps.Clone(p.reasons),
 	}
 }
 
 func (p *httpPublisher) close() { p.client.CloseIdleConnections() }
-
-var errNoAcks = errors.New("the publisher received no acknowledgements: lost messages cannot be computed from seq")

@@ -2,15 +2,16 @@ package bench
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // ResultVersion is bumped when the meaning of a result field changes.
-const ResultVersion = 1
+// Version 2: drops no longer count the disconnects the driver asked for
+// (client_closes does), and reason keys carry the server's close reason or
+// the error as a detail.
+const ResultVersion = 2
 
 // Result is the full outcome of one run; -json writes it and report reads
 // it. Counters from several workers are summed by Merge and histograms are
@@ -27,13 +28,18 @@ type Result struct {
 	Config   Config    `json:"config"`
 
 	// Connection attempts.
-	Attempts    int64            `json:"attempts"`
-	Opened      int64            `json:"opened"`
-	Failed      int64            `json:"failed"`
-	Disconnects int64            `json:"disconnects"`
-	OpenAtEnd   int64            `json:"open_at_end"`
-	Failures    map[string]int64 `json:"failures"`
-	Drops       map[string]int64 `json:"drops"`
+	Attempts    int64 `json:"attempts"`
+	Opened      int64 `json:"opened"`
+	Failed      int64 `json:"failed"`
+	Disconnects int64 `json:"disconnects"`
+	OpenAtEnd   int64 `json:"open_at_end"`
+	// Failures counts failed attempts and Drops the disconnects the driver
+	// did not ask for, by reason key (see reasons.go): HTTP status, close
+	// code and reason, errno. ClientCloses counts the disconnects it asked
+	// for (churn's -hold), which are not problems.
+	Failures     map[string]int64 `json:"failures"`
+	Drops        map[string]int64 `json:"drops"`
+	ClientCloses int64            `json:"client_closes"`
 	// FirstDial and LastOpen are wall-clock Unix nanoseconds, comparable
 	// across worker processes on one host.
 	FirstDial      int64       `json:"first_dial_unix_ns"`
@@ -88,13 +94,20 @@ type EchoCounts struct {
 // PubSubCounts are the pubsub scenario's counters. Lost and Duplicated come
 // from the per-channel sequence numbers.
 type PubSubCounts struct {
-	Channels          int   `json:"channels"`
-	Subscribed        int64 `json:"subscribed"`
-	SubscribeErrors   int64 `json:"subscribe_errors"`
-	Published         int64 `json:"published"`
-	PublishAcked      int64 `json:"publish_acked"`
-	PublishErrors     int64 `json:"publish_errors"`
-	PublishDuplicates int64 `json:"publish_duplicates"`
+	Channels        int   `json:"channels"`
+	Subscribed      int64 `json:"subscribed"`
+	SubscribeErrors int64 `json:"subscribe_errors"`
+	Published       int64 `json:"published"`
+	PublishAcked    int64 `json:"publish_acked"`
+	PublishErrors   int64 `json:"publish_errors"`
+	// PublishErrorReasons counts the publish errors by cause: the HTTP
+	// status and body, the code and reason of a WebSocket error message,
+	// the publisher's connection closing.
+	PublishErrorReasons map[string]int64 `json:"publish_error_reasons,omitempty"`
+	// PublisherClosed says why the WebSocket publisher's connection
+	// closed during the run; "" when it did not.
+	PublisherClosed   string `json:"publisher_closed,omitempty"`
+	PublishDuplicates int64  `json:"publish_duplicates"`
 	// ServerDelivered sums the "delivered" counts the server reported
 	// for HTTP publishes (0 for WebSocket publishes).
 	ServerDelivered int64 `json:"server_delivered"`
@@ -105,6 +118,9 @@ type PubSubCounts struct {
 	Lost       int64 `json:"lost"`
 	Duplicated int64 `json:"duplicated"` // seq not above the last one seen
 	Unexpected int64 `json:"unexpected"` // messages before a subscription ack
+	// ErrorReasons counts the error messages subscribers received
+	// ({"op":"error"}), refused subscriptions included, by code and reason.
+	ErrorReasons map[string]int64 `json:"error_reasons,omitempty"`
 	// Tally holds per-channel sums that workers hand to the coordinator
 	// to compute Expected and Lost.
 	Tally []ChannelTally `json:"tally,omitempty"`
@@ -155,6 +171,7 @@ func (r *Result) Merge(o *Result) {
 	r.DriverCPUSeconds += o.DriverCPUSeconds
 	r.Failures = mergeCounts(r.Failures, o.Failures)
 	r.Drops = mergeCounts(r.Drops, o.Drops)
+	r.ClientCloses += o.ClientCloses
 	if o.FirstDial != 0 && (r.FirstDial == 0 || o.FirstDial < r.FirstDial) {
 		r.FirstDial = o.FirstDial
 	}
@@ -184,6 +201,7 @@ func (r *Result) Merge(o *Result) {
 		p.Delivered += x.Delivered
 		p.Duplicated += x.Duplicated
 		p.Unexpected += x.Unexpected
+		p.ErrorReasons = mergeCounts(p.ErrorReasons, x.ErrorReasons)
 		if len(p.Tally) < len(x.Tally) {
 			p.Tally = append(p.Tally, make([]ChannelTally, len(x.Tally)-len(p.Tally))...)
 		}
@@ -359,15 +377,25 @@ func (r *Result) SummaryLine() string {
 		kv("subscribed", p.Subscribed)
 		kv("published", p.Published)
 		kv("publish_errors", p.PublishErrors)
+		if len(p.PublishErrorReasons) > 0 {
+			kv("publish_error_reasons", describeCounts(p.PublishErrorReasons))
+		}
+		if p.PublisherClosed != "" {
+			kv("publisher_closed", p.PublisherClosed)
+		}
 		kv("expected", p.Expected)
 		kv("delivered", p.Delivered)
 		kv("lost", p.Lost)
 		kv("duplicated", p.Duplicated)
+		if len(p.ErrorReasons) > 0 {
+			kv("server_errors", describeCounts(p.ErrorReasons))
+		}
 	}
 	if c := r.Churn; c != nil {
 		kv("connects", c.Connects)
 		kv("reconnects", c.Reconnects)
 		kv("reconnect_rate", c.ReconnectRate)
+		kv("client_closes", r.ClientCloses)
 	}
 	if r.Scenario != ScenarioConnect {
 		kv("driver_cpu_s", r.DriverCPUSeconds)
@@ -381,22 +409,12 @@ func (r *Result) SummaryLine() string {
 		kv("sockmem_per_conn", s.SockMemPerConn)
 	}
 	if len(r.Failures) > 0 {
-		kv("failures", formatCounts(r.Failures))
+		kv("failures", describeCounts(r.Failures))
 	}
 	if len(r.Drops) > 0 {
-		kv("drops", formatCounts(r.Drops))
+		kv("drops", describeCounts(r.Drops))
 	}
 	return b.String()
-}
-
-// formatCounts renders a reason map as "a:1,b:2" in key order.
-func formatCounts(m map[string]int64) string {
-	keys := slices.Sorted(maps.Keys(m))
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + ":" + strconv.FormatInt(m[k], 10)
-	}
-	return strings.Join(parts, ",")
 }
 
 func fmtPrec(x float64) int {
@@ -421,14 +439,12 @@ func Problems(r *Result) []string {
 			p = append(p, fmt.Sprintf("%d %s", n, what))
 		}
 	}
-	add(r.Failed, "failed connection attempts ("+formatCounts(r.Failures)+")")
+	add(r.Failed, "failed connection attempts ("+describeCounts(r.Failures)+")")
 	var drops int64
-	for reason, n := range r.Drops {
-		if reason != ReasonClosed {
-			drops += n
-		}
+	for _, n := range r.Drops {
+		drops += n
 	}
-	add(drops, "unrequested disconnects ("+formatCounts(r.Drops)+")")
+	add(drops, "unrequested disconnects ("+describeCounts(r.Drops)+")")
 	if e := r.Echo; e != nil {
 		add(e.Lost, "echo messages lost")
 		add(e.Mismatched, "echo messages corrupted")
@@ -439,12 +455,86 @@ func Problems(r *Result) []string {
 		add(s.Lost, "pubsub messages lost")
 		add(s.Duplicated, "pubsub messages duplicated")
 		add(s.Unexpected, "unexpected pubsub messages")
-		add(s.PublishErrors, "publish errors")
+		add(s.PublishErrors, "publish errors ("+describeCounts(s.PublishErrorReasons)+")")
+		if s.PublisherClosed != "" {
+			p = append(p, "the publisher's connection was closed: "+s.PublisherClosed)
+		}
 		add(s.SubscribeErrors, "subscribe errors")
+		var errs int64
+		for _, n := range s.ErrorReasons {
+			errs += n
+		}
+		add(errs, "error messages to subscribers ("+describeCounts(s.ErrorReasons)+")")
 		add(int64(r.Conns)-s.Subscribed, "subscribers not subscribed")
 	}
 	for _, w := range r.Warnings {
 		p = append(p, "warning: "+w)
 	}
 	return p
+}
+
+// Unusable lists why a run could not do its job, so that its numbers
+// measure nothing: no connection opened; no echo came back; no subscription
+// was acknowledged, no publish accepted or nothing delivered; no connection
+// reconnected. Each entry names the cause as far as the counters know it.
+// An empty list means the scenario worked at least once; Problems says how
+// well.
+func Unusable(r *Result) []string {
+	if r.Opened == 0 {
+		return []string{"no connection opened" + causes(r.Failures)}
+	}
+	var u []string
+	switch r.Scenario {
+	case ScenarioEcho:
+		if e := r.Echo; e == nil || e.Received == 0 {
+			var sent int64
+			if e != nil {
+				sent = e.Sent
+			}
+			u = append(u, fmt.Sprintf("no echo came back (%d sent)", sent)+causes(r.Drops))
+		}
+	case ScenarioPubSub:
+		p := r.PubSub
+		if p == nil {
+			return []string{"the run ended before pub/sub started"}
+		}
+		if p.Subscribed == 0 {
+			why := p.ErrorReasons
+			if len(why) == 0 {
+				why = r.Drops
+			}
+			u = append(u, "no subscription was acknowledged"+causes(why))
+		}
+		closed := ""
+		if p.PublisherClosed != "" {
+			closed = "; the publisher's connection was closed: " + p.PublisherClosed
+		}
+		switch {
+		case p.Published == 0:
+			u = append(u, "nothing was published"+causes(p.PublishErrorReasons)+closed)
+		case p.PublishAcked == 0:
+			unanswered := p.Published - p.PublishErrors - p.PublishDuplicates
+			u = append(u, fmt.Sprintf("no publish was accepted (%d sent, %d errors, %d duplicates, %d unanswered)",
+				p.Published, p.PublishErrors, p.PublishDuplicates, max(0, unanswered))+causes(p.PublishErrorReasons)+closed)
+		case p.Subscribed > 0 && p.Delivered == 0:
+			u = append(u, fmt.Sprintf("no message reached a subscriber (%d publishes accepted)", p.PublishAcked)+causes(r.Drops))
+		}
+	case ScenarioChurn:
+		if c := r.Churn; c == nil || c.Reconnects == 0 {
+			why := r.Failures
+			if len(why) == 0 {
+				why = r.Drops
+			}
+			u = append(u, "no connection reconnected"+causes(why))
+		}
+	}
+	return u
+}
+
+// causes renders a reason map as ": reason: N; ...", or "" when empty.
+func causes(m map[string]int64) string {
+	if len(m) == 0 {
+		return ""
+	}
+	return ": " + describeCounts(m)
 }

@@ -122,7 +122,7 @@ func TestSummaryLineAndProblems(t *testing.T) {
 	}
 	r.Echo.Received = 97
 	r.Echo.Lost = 2
-	r.Drops = map[string]int64{ReasonEOF: 1, ReasonClosed: 5}
+	r.Drops = map[string]int64{ReasonEOF: 1, "server_close_1001": 5}
 	p := Problems(r)
 	if len(p) != 3 {
 		t.Fatalf("problems %v: want lost, unaccounted and drops", p)

@@ -223,10 +223,8 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 		pc := pub.counts()
 		stop.Final = pc.Final
 		res.PubSub = &PubSubCounts{Channels: cfg.Channels, Published: pc.Published, PublishAcked: pc.Acked,
-			PublishErrors: pc.Errors, PublishDuplicates: pc.Duplicates, ServerDelivered: pc.ServerDelivered, Final: pc.Final}
-		if pc.Published > 0 && pc.Acked == 0 {
-			warn("%v", errNoAcks)
-		}
+			PublishErrors: pc.Errors, PublishErrorReasons: pc.ErrorReasons, PublisherClosed: pc.Closed, PublishDuplicates: pc.Duplicates,
+			ServerDelivered: pc.ServerDelivered, Final: pc.Final}
 	}
 	st.phase = "drain"
 	for _, w := range workers {

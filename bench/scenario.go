@@ -61,11 +61,12 @@ func (p *Progress) add(o Progress) {
 // latency, failure and disconnect reasons, time of the last open. Loop
 // goroutine only.
 type connStats struct {
-	handshake Histogram
-	failures  map[string]int64
-	drops     map[string]int64
-	lastOpen  int64 // engine clock
-	firstDial int64 // engine clock, 0 = none yet
+	handshake    Histogram
+	failures     map[string]int64 // failed attempts by reasonKey
+	drops        map[string]int64 // disconnects the driver did not ask for, by reasonKey
+	clientCloses int64            // disconnects the driver asked for
+	lastOpen     int64            // engine clock
+	firstDial    int64            // engine clock, 0 = none yet
 }
 
 // base implements the connection-level part of every scenario.
@@ -95,21 +96,14 @@ func (b *base) closed(c *Conn, ev CloseEvent) {
 	if s.firstDial == 0 || c.DialedAt() < s.firstDial {
 		s.firstDial = max(c.DialedAt(), 1)
 	}
-	key := ev.Reason
-	switch ev.Reason {
-	case ReasonHTTPStatus:
-		key = "http_" + strconv.Itoa(ev.Status)
-	case ReasonServerClose:
-		key = "server_close_" + strconv.Itoa(ev.Status)
+	switch {
+	case !ev.Opened:
+		countReason(&s.failures, reasonKey(ev))
+	case ev.Reason == ReasonClosed:
+		s.clientCloses++ // our close frame, answered: churn's -hold ran out
+	default:
+		countReason(&s.drops, reasonKey(ev))
 	}
-	m := &s.failures
-	if ev.Opened {
-		m = &s.drops
-	}
-	if *m == nil {
-		*m = make(map[string]int64)
-	}
-	(*m)[key]++
 }
 
 func (b *base) settled(e *Engine) bool {
@@ -134,6 +128,7 @@ func (b *base) collectLoop(l *Loop, r *Result) {
 	r.Handshake = mergeHist(r.Handshake, &s.handshake)
 	r.Failures = mergeCounts(r.Failures, s.failures)
 	r.Drops = mergeCounts(r.Drops, s.drops)
+	r.ClientCloses += s.clientCloses
 	wall := l.e.base.UnixNano()
 	if s.firstDial != 0 {
 		fd := wall + s.firstDial
@@ -392,6 +387,7 @@ type subLoop struct {
 	latency    Histogram
 	msg        serverMsg
 	tally      []ChannelTally
+	errs       map[string]int64 // {"op":"error"} messages by serverErrorKey
 	subscribed atomic.Int64
 	subErrs    atomic.Int64
 	settled    atomic.Int64 // acked, refused, or closed before an answer
@@ -458,6 +454,7 @@ func (s *pubsubScenario) OnMessage(c *Conn, op ws.OpCode, p []byte) {
 		}
 	case "error":
 		s.extra.Add(1)
+		countReason(&l.errs, serverErrorKey(m))
 		if !st.settled {
 			st.settled = true
 			l.settled.Add(1)
@@ -516,6 +513,7 @@ func (s *pubsubScenario) collect(e *Engine, r *Result) {
 		pc.Delivered += l.delivered.Load()
 		pc.Duplicated += l.duplicated
 		pc.Unexpected += l.unexpected
+		pc.ErrorReasons = mergeCounts(pc.ErrorReasons, l.errs)
 		for i, t := range l.tally {
 			pc.Tally[i].Subs += t.Subs
 			pc.Tally[i].SumBase += t.SumBase
@@ -530,6 +528,19 @@ func (s *pubsubScenario) progress(p *Progress) {
 		p.Received += s.ls[i].delivered.Load()
 		p.Events += s.ls[i].subscribed.Load()
 	}
+}
+
+// serverErrorKey is the reason key of a protocol error message,
+// {"op":"error","code":N,"reason":"..."}: "error N: reason".
+func serverErrorKey(m *serverMsg) string {
+	key := "error"
+	if m.code != 0 {
+		key += " " + strconv.FormatInt(m.code, 10)
+	}
+	if len(m.reason) == 0 {
+		return key + ": (no reason given)"
+	}
+	return key + ": " + truncate(string(m.reason), maxDetail)
 }
 
 // subscribeMsg returns the subscribe request for a channel name.

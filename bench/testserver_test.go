@@ -26,6 +26,14 @@ type testServer struct {
 	apiKey    string
 	pingEvery time.Duration
 	reject    int // when non-zero, answer upgrades with this status
+	// noClientPublish answers the publish op as wsgate without
+	// -client-publish does: error 403, and after three of them a close
+	// with 1008 "too many errors".
+	noClientPublish bool
+	// onSubscribe, when set, replaces the answer to a subscribe request:
+	// "close" sends a close frame 1008 "bye from the test", "reset" resets
+	// the TCP connection.
+	onSubscribe string
 
 	mu       sync.Mutex
 	channels map[string]*tsChannel
@@ -173,6 +181,7 @@ func (s *testServer) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	defer s.unsubscribeAll(c)
+	refused := 0
 	for {
 		_, msg, err := ws.ReadMessage()
 		if err != nil {
@@ -190,6 +199,24 @@ func (s *testServer) serveWS(w http.ResponseWriter, r *http.Request) {
 		}
 		switch req.Op {
 		case "subscribe":
+			switch s.onSubscribe {
+			case "close":
+				c.wmu.Lock()
+				ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1008, "bye from the test"), time.Now().Add(5*time.Second))
+				c.wmu.Unlock()
+				// Read until the client's close frame (or EOF), as
+				// the closing handshake wants (RFC 6455 7.1.1).
+				for {
+					if _, _, err := ws.ReadMessage(); err != nil {
+						return
+					}
+				}
+			case "reset":
+				tc := ws.UnderlyingConn().(*net.TCPConn)
+				tc.SetLinger(0) // close(2) sends RST (tcp(7), SO_LINGER 0)
+				tc.Close()
+				return
+			}
 			s.mu.Lock()
 			ch := s.channel(req.Channel)
 			ch.subs[c] = true
@@ -201,6 +228,15 @@ func (s *testServer) serveWS(w http.ResponseWriter, r *http.Request) {
 			s.mu.Unlock()
 			c.send(map[string]any{"op": "unsubscribed", "channel": req.Channel})
 		case "publish":
+			if s.noClientPublish {
+				c.send(map[string]any{"op": "error", "code": 403, "reason": "publishing from clients is disabled"})
+				if refused++; refused == 3 {
+					c.wmu.Lock()
+					ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(1008, "too many errors"), time.Now().Add(5*time.Second))
+					c.wmu.Unlock()
+				}
+				continue
+			}
 			seq, _, dup := s.publish(req.Channel, req.ID, req.Data)
 			if dup {
 				c.send(map[string]any{"op": "duplicate", "channel": req.Channel, "id": req.ID})

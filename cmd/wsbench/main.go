@@ -7,6 +7,13 @@
 //	wsbench pubsub  -conns 10000 -channels 10 -publish-rate 1000 [-publish-url URL -api-key KEY]
 //	wsbench churn   -conns 1000 -rate 500 -hold 1s -duration 30s
 //	wsbench report  results/*.json -o docs/img/ [-md FILE]
+//
+// Exit status: 0 when the run worked; 1 on an error that stopped it; 2 on a
+// usage error; 3 with -strict when any connection failed or dropped or any
+// message was lost, duplicated or corrupted; 4 when the scenario could not
+// do its job at all (no connection opened, no echo came back, no
+// subscription acknowledged, no publish accepted, nothing delivered, no
+// reconnect), with the cause on stderr.
 package main
 
 import (
@@ -36,6 +43,9 @@ const (
 	exitError  = 1
 	exitUsage  = 2
 	exitStrict = 3 // -strict and the run saw failures or lost messages
+	// exitUnusable: the scenario could not do its job, so its numbers
+	// measure nothing (bench.Unusable).
+	exitUnusable = 4
 )
 
 func main() {
@@ -165,6 +175,10 @@ func runScenario(name string, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "wsbench %s: %v\n", name, err)
 		return exitError
+	}
+	if why := bench.Unusable(res); len(why) > 0 {
+		fmt.Fprintf(stderr, "wsbench %s: the run measured nothing: %s\n", name, strings.Join(why, "; and "))
+		return exitUnusable
 	}
 	if *strict {
 		if problems := bench.Problems(res); len(problems) > 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -347,18 +348,78 @@ func TestUsageErrors(t *testing.T) {
 	}
 }
 
-// TestStrictFailsOnRefusedConnections runs the CLI in-process against a
-// closed port: every connection fails, so -strict must exit with 3.
-func TestStrictFailsOnRefusedConnections(t *testing.T) {
+// TestNoConnectionOpenedExits4 runs the CLI in-process against a port where
+// connections are refused: the run measured nothing, so wsbench exits with
+// 4 and says why, -strict or not.
+func TestNoConnectionOpenedExits4(t *testing.T) {
 	url := "ws://127.0.0.1:" + strconv.Itoa(closedPort(t)) + "/"
+	for _, strict := range []bool{false, true} {
+		args := []string{"connect", "-url", url, "-conns", "5", "-hold", "0s"}
+		if strict {
+			args = append(args, "-strict")
+		}
+		var stdout, stderr bytes.Buffer
+		code := run(args, &stdout, &stderr)
+		if code != exitUnusable {
+			t.Fatalf("%q: exit %d, want %d\n%s%s", args, code, exitUnusable, stderr.String(), stdout.String())
+		}
+		if want := "wsbench connect: the run measured nothing: no connection opened: connection refused: 5\n"; !strings.HasSuffix(stderr.String(), want) {
+			t.Errorf("stderr %q lacks %q", stderr.String(), want)
+		}
+		if !strings.Contains(stdout.String(), `failures="connection refused: 5"`) {
+			t.Errorf("summary %q", stdout.String())
+		}
+	}
+}
+
+// runWsbenchCode runs the wsbench binary and returns its exit code, stdout
+// and stderr.
+func runWsbenchCode(t *testing.T, bin string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"connect", "-url", url, "-conns", "5", "-hold", "0s", "-strict"}, &stdout, &stderr)
-	if code != exitStrict {
-		t.Fatalf("exit %d, want %d\n%s%s", code, exitStrict, stderr.String(), stdout.String())
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	t.Logf("wsbench %s\n%s%s", strings.Join(args, " "), stderr.String(), stdout.String())
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatal(err)
 	}
-	if !strings.Contains(stdout.String(), "failures=refused:5") {
-		t.Errorf("summary %q", stdout.String())
-	}
+	return cmd.ProcessState.ExitCode(), stdout.String(), stderr.String()
+}
+
+// TestAgainstWsgateFailureCauses: wsbench names the cause of what fails
+// against a real wsgate, and exits non-zero when nothing worked.
+func TestAgainstWsgateFailureCauses(t *testing.T) {
+	wsgate, wsbench := buildBinaries(t)
+	t.Run("pubsub-without-client-publish", func(t *testing.T) {
+		srv := startWsgate(t, wsgate, "-mode", "pubsub", "-admin-addr", "")
+		code, stdout, stderr := runWsbenchCode(t, wsbench, "pubsub", "-url", srv.URL, "-conns", "20", "-channels", "2",
+			"-publish-rate", "100", "-duration", "500ms")
+		eq(t, "exit code", code, exitUnusable)
+		const cause = "error 403: publishing from clients is disabled: "
+		if !strings.Contains(stderr, "the run measured nothing: no publish was accepted") || !strings.Contains(stderr, cause) {
+			t.Errorf("stderr lacks the cause %q", cause)
+		}
+		if !strings.Contains(stdout, `publish_error_reasons="`+cause) {
+			t.Errorf("summary lacks the cause %q", cause)
+		}
+	})
+	t.Run("strict-counts-rejected-upgrades", func(t *testing.T) {
+		// wsgate holds 5 connections and answers the other upgrades
+		// with 503: the run worked, but -strict fails it and says why.
+		srv := startWsgate(t, wsgate, "-mode", "echo", "-admin-addr", "", "-max-conns", "5")
+		code, stdout, stderr := runWsbenchCode(t, wsbench, "connect", "-url", srv.URL, "-conns", "10", "-rate", "0",
+			"-hold", "0s", "-strict")
+		eq(t, "exit code", code, exitStrict)
+		const cause = "HTTP 503 answer to the upgrade request: 5"
+		if !strings.Contains(stderr, "-strict: 5 failed connection attempts ("+cause+")") {
+			t.Errorf("stderr lacks the cause %q", cause)
+		}
+		if !strings.Contains(stdout, `failures="`+cause+`"`) {
+			t.Errorf("summary lacks the cause %q", cause)
+		}
+	})
 }
 
 // runLoadtest runs bench/loadtest.sh (make loadtest) with env added, with
