@@ -49,6 +49,9 @@
 // Latency is recorded in a fixed-memory log-linear Histogram (relative error
 // below 1/128). Server CPU (utime+stime) and RSS come from /proc/PID (proc(5))
 // sampled before connecting, when setup settles and at the end of the
-// measured phase. Report turns result files into SVG charts and a Markdown
+// measured phase. Memory per connection is the growth of the server's own
+// RSS divided by the connections open at the end, reported only when it
+// can be measured (a -server-pid, RSS grown); host-wide counters such as
+// /proc/net/sockstat are never used, other processes move them. Report turns result files into SVG charts and a Markdown
 // table that compares every server with the best of its peers.
 package bench

@@ -10,20 +10,21 @@ import (
 
 // The server's resource use is read from procfs (proc(5)): CPU from
 // /proc/PID/stat fields 14 and 15 (utime, stime, in clock ticks), resident
-// memory from VmRSS in /proc/PID/status, and the kernel's TCP socket memory
-// from the "mem" column (pages) of the TCP line in /proc/net/sockstat.
+// memory from VmRSS in /proc/PID/status. Host-wide figures such as the TCP
+// memory of /proc/net/sockstat are not used: on a shared machine other
+// processes move them, so a difference says nothing about the server (it
+// even goes negative).
 
 // userHZ is the unit of utime/stime. proc(5) gives them in clock ticks,
 // sysconf(_SC_CLK_TCK), which the Linux ABI fixes at USER_HZ = 100 on every
 // architecture Go supports.
 const userHZ = 100
 
-// ProcSample is one reading of a process and of kernel socket memory.
+// ProcSample is one reading of a process. Zero values mean it was not
+// sampled.
 type ProcSample struct {
-	CPUTicks int64 `json:"cpu_ticks"`     // utime + stime
-	RSS      int64 `json:"rss_bytes"`     // VmRSS
-	SockMem  int64 `json:"sockmem_bytes"` // TCP mem pages * page size, all sockets on the host
-	TCPInUse int64 `json:"tcp_inuse"`     // TCP sockets in use on the host
+	CPUTicks int64 `json:"cpu_ticks"` // utime + stime
+	RSS      int64 `json:"rss_bytes"` // VmRSS
 }
 
 // SampleProc reads /proc for pid.
@@ -44,12 +45,6 @@ func SampleProc(pid int) (ProcSample, error) {
 	}
 	if s.RSS, err = parseVmRSS(b); err != nil {
 		return s, err
-	}
-	if b, err = os.ReadFile("/proc/net/sockstat"); err == nil {
-		var pages int64
-		if s.TCPInUse, pages, err = parseSockstat(b); err == nil {
-			s.SockMem = pages * int64(os.Getpagesize())
-		}
 	}
 	return s, nil
 }
@@ -99,36 +94,4 @@ func parseVmRSS(b []byte) (int64, error) {
 		return kb << 10, nil
 	}
 	return 0, errProcFormat
-}
-
-// parseSockstat returns the in-use count and memory pages of the TCP line of
-// /proc/net/sockstat ("TCP: inuse 5 orphan 0 tw 0 alloc 7 mem 1").
-func parseSockstat(b []byte) (inuse, memPages int64, err error) {
-	for len(b) > 0 {
-		var line []byte
-		line, b, _ = bytes.Cut(b, []byte("\n"))
-		rest, ok := bytes.CutPrefix(line, []byte("TCP:"))
-		if !ok {
-			continue
-		}
-		f := bytes.Fields(rest)
-		var haveUse, haveMem bool
-		for i := 0; i+1 < len(f); i += 2 {
-			v, err := strconv.ParseInt(string(f[i+1]), 10, 64)
-			if err != nil || v < 0 {
-				return 0, 0, errProcFormat
-			}
-			switch string(f[i]) {
-			case "inuse":
-				inuse, haveUse = v, true
-			case "mem":
-				memPages, haveMem = v, true
-			}
-		}
-		if !haveUse || !haveMem {
-			return 0, 0, errProcFormat
-		}
-		return inuse, memPages, nil
-	}
-	return 0, 0, errProcFormat
 }

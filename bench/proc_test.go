@@ -31,19 +31,6 @@ func TestParseVmRSS(t *testing.T) {
 	}
 }
 
-func TestParseSockstat(t *testing.T) {
-	in := "sockets: used 123\nTCP: inuse 5 orphan 0 tw 2 alloc 7 mem 42\nUDP: inuse 1 mem 0\n"
-	inuse, mem, err := parseSockstat([]byte(in))
-	if err != nil || inuse != 5 || mem != 42 {
-		t.Fatalf("inuse %d mem %d err %v", inuse, mem, err)
-	}
-	for _, bad := range []string{"", "TCP: inuse 5\n", "TCP: inuse x mem 1\n", "UDP: inuse 1 mem 0\n"} {
-		if _, _, err := parseSockstat([]byte(bad)); err == nil {
-			t.Errorf("accepted %q", bad)
-		}
-	}
-}
-
 // TestSampleProcSelf reads this test process through /proc.
 func TestSampleProcSelf(t *testing.T) {
 	s, err := SampleProc(os.Getpid())
@@ -75,16 +62,6 @@ func FuzzParseVmRSS(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if v, err := parseVmRSS(b); err == nil && v < 0 {
 			t.Fatalf("negative RSS %d", v)
-		}
-	})
-}
-
-func FuzzParseSockstat(f *testing.F) {
-	f.Add([]byte("TCP: inuse 5 orphan 0 tw 0 alloc 7 mem 1\n"))
-	f.Add([]byte("sockets: used 1\nTCP: mem 1 inuse 2"))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if u, m, err := parseSockstat(b); err == nil && (u < 0 || m < 0) {
-			t.Fatalf("negative %d %d", u, m)
 		}
 	})
 }

@@ -153,11 +153,34 @@ type ServerStats struct {
 	// connecting); CPUMicrosPerOp divides it by Ops.
 	CPUSeconds     float64 `json:"cpu_s"`
 	CPUMicrosPerOp float64 `json:"cpu_us_per_op"`
-	// RSSPerConn and SockMemPerConn divide the growth from Start to End
-	// by the connections open at the end. On loopback SockMem covers
-	// both ends of every connection.
-	RSSPerConn     float64 `json:"rss_per_conn"`
-	SockMemPerConn float64 `json:"sockmem_per_conn"`
+	// RSSPerConn divides the growth of the server's RSS from Start to End
+	// by the connections open at the end. It is set only when that can be
+	// measured: both samples taken, connections open, RSS grown. Otherwise
+	// it is 0 and RSSNote says why.
+	RSSPerConn float64 `json:"rss_per_conn"`
+	RSSNote    string  `json:"rss_note,omitempty"`
+}
+
+// noServerPID is the summary's note when the server was not sampled.
+const noServerPID = "no -server-pid: the server's memory was not sampled"
+
+// memPerConn sets RSSPerConn, or RSSNote when the growth of RSS per
+// connection cannot be measured. A shrinking RSS (the server freed other
+// memory meanwhile: a GC returning pages, a cache emptied) hides the
+// connections' share, so it gives no number rather than a negative one.
+func (s *ServerStats) memPerConn(openAtEnd int64) {
+	s.RSSPerConn, s.RSSNote = 0, ""
+	switch {
+	case s.Start.RSS <= 0 || s.End.RSS <= 0:
+		s.RSSNote = "the server's RSS could not be sampled at the start and the end"
+	case openAtEnd <= 0:
+		s.RSSNote = "no connection was open at the end"
+	case s.End.RSS <= s.Start.RSS:
+		s.RSSNote = fmt.Sprintf("the server's RSS did not grow (%d to %d bytes): it freed other memory meanwhile, so the connections' share is unknown",
+			s.Start.RSS, s.End.RSS)
+	default:
+		s.RSSPerConn = float64(s.End.RSS-s.Start.RSS) / float64(openAtEnd)
+	}
 }
 
 // Merge adds a worker's partial result o into r.
@@ -307,10 +330,7 @@ func (r *Result) finalize(measured time.Duration, srv *ServerStats) {
 		if r.Ops > 0 {
 			srv.CPUMicrosPerOp = srv.CPUSeconds * 1e6 / float64(r.Ops)
 		}
-		if r.OpenAtEnd > 0 {
-			srv.RSSPerConn = float64(srv.End.RSS-srv.Start.RSS) / float64(r.OpenAtEnd)
-			srv.SockMemPerConn = float64(srv.End.SockMem-srv.Start.SockMem) / float64(r.OpenAtEnd)
-		}
+		srv.memPerConn(r.OpenAtEnd)
 		r.Server = srv
 	}
 }
@@ -404,9 +424,20 @@ func (r *Result) SummaryLine() string {
 	if s := r.Server; s != nil {
 		kv("server_cpu_s", s.CPUSeconds)
 		kv("cpu_us_per_op", s.CPUMicrosPerOp)
-		kv("server_rss_bytes", s.End.RSS)
+		if s.End.RSS > 0 {
+			kv("server_rss_bytes", s.End.RSS)
+		}
+	}
+	// Memory per connection is a number only when it was measured.
+	switch s := r.Server; {
+	case s == nil:
+		kv("rss_per_conn", "unmeasured")
+		kv("rss_note", noServerPID)
+	case s.RSSPerConn > 0:
 		kv("rss_per_conn", s.RSSPerConn)
-		kv("sockmem_per_conn", s.SockMemPerConn)
+	default:
+		kv("rss_per_conn", "unmeasured")
+		kv("rss_note", s.RSSNote)
 	}
 	if len(r.Failures) > 0 {
 		kv("failures", describeCounts(r.Failures))

@@ -82,17 +82,20 @@ func TestPubSubLossFromSequences(t *testing.T) {
 func TestFinalizeServerStats(t *testing.T) {
 	srv := &ServerStats{
 		PID:   1,
-		Start: ProcSample{CPUTicks: 100, RSS: 10 << 20, SockMem: 4096},
+		Start: ProcSample{CPUTicks: 100, RSS: 10 << 20},
 		Setup: ProcSample{CPUTicks: 150, RSS: 20 << 20},
-		End:   ProcSample{CPUTicks: 350, RSS: 30 << 20, SockMem: 4096 + 1000*4096},
+		End:   ProcSample{CPUTicks: 350, RSS: 30 << 20},
 	}
 	r := &Result{Scenario: ScenarioEcho, Conns: 1000, OpenAtEnd: 1000, Echo: &EchoCounts{Received: 1e6}}
 	r.finalize(10*time.Second, srv)
 	if r.Server.CPUSeconds != 2 || r.Server.CPUMicrosPerOp != 2 {
 		t.Fatalf("cpu %v s, %v µs/op; want 2 and 2", r.Server.CPUSeconds, r.Server.CPUMicrosPerOp)
 	}
-	if r.Server.RSSPerConn != float64(20<<20)/1000 || r.Server.SockMemPerConn != 4096 {
-		t.Fatalf("rss/conn %v sockmem/conn %v", r.Server.RSSPerConn, r.Server.SockMemPerConn)
+	if r.Server.RSSPerConn != float64(20<<20)/1000 || r.Server.RSSNote != "" {
+		t.Fatalf("rss/conn %v (%q), want %v", r.Server.RSSPerConn, r.Server.RSSNote, float64(20<<20)/1000)
+	}
+	if line := r.SummaryLine(); !strings.HasSuffix(line, " rss_per_conn=20972") || strings.Contains(line, "rss_note") {
+		t.Errorf("summary %q", line)
 	}
 	// connect: CPU is charged to the connecting phase (start -> setup).
 	c := &Result{Scenario: ScenarioConnect, Conns: 1000, Opened: 1000, OpenAtEnd: 1000}
@@ -100,6 +103,42 @@ func TestFinalizeServerStats(t *testing.T) {
 	c.finalize(time.Second, &srv2)
 	if c.Server.CPUSeconds != 0.5 || c.Server.CPUMicrosPerOp != 500 {
 		t.Fatalf("connect cpu %v s, %v µs/op; want 0.5 and 500", c.Server.CPUSeconds, c.Server.CPUMicrosPerOp)
+	}
+}
+
+// TestMemoryPerConnOnlyWhenMeasured: memory per connection is a number
+// only when the server's RSS was sampled and grew while connections were
+// open; otherwise the summary says why, and never prints a negative number.
+func TestMemoryPerConnOnlyWhenMeasured(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		start, end int64 // RSS
+		open       int64
+		srv        bool
+		note       string
+	}{
+		{"shrank", 20 << 20, 19 << 20, 1000, true, "the server's RSS did not grow (20971520 to 19922944 bytes)"},
+		{"flat", 20 << 20, 20 << 20, 1000, true, "did not grow"},
+		{"not sampled", 0, 0, 1000, true, "could not be sampled"},
+		{"no connections", 20 << 20, 21 << 20, 0, true, "no connection was open at the end"},
+		{"no -server-pid", 0, 0, 1000, false, noServerPID},
+	} {
+		r := &Result{Scenario: ScenarioConnect, Conns: 1000, Opened: tc.open, OpenAtEnd: tc.open}
+		var srv *ServerStats
+		if tc.srv {
+			srv = &ServerStats{PID: 1, Start: ProcSample{RSS: tc.start}, End: ProcSample{RSS: tc.end}}
+		}
+		r.finalize(time.Second, srv)
+		if r.Server != nil && (r.Server.RSSPerConn != 0 || !strings.Contains(r.Server.RSSNote, tc.note)) {
+			t.Errorf("%s: rss/conn %v, note %q; want 0 and a note with %q", tc.name, r.Server.RSSPerConn, r.Server.RSSNote, tc.note)
+		}
+		line := r.SummaryLine()
+		if !strings.Contains(line, " rss_per_conn=unmeasured rss_note=") || !strings.Contains(line, tc.note) {
+			t.Errorf("%s: summary %q does not say why memory per connection is unmeasured", tc.name, line)
+		}
+		if strings.Contains(line, "=-") || strings.Contains(line, "sockmem") {
+			t.Errorf("%s: summary %q has a negative or host-wide memory figure", tc.name, line)
+		}
 	}
 }
 

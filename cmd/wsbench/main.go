@@ -106,7 +106,7 @@ func runScenario(name string, args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Src, "src", cfg.Src, "source address `range` to spread sockets over, e.g. 127.0.0.2-127.0.0.250")
 	fs.StringVar(&cfg.JSON, "json", "", "write the full result to `FILE`")
 	fs.StringVar(&cfg.Label, "label", cfg.Label, "name of the server under test, recorded in the result")
-	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "sample this server `PID`'s CPU and RSS from /proc")
+	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "sample this server `PID`'s CPU and RSS from /proc (without it, CPU and memory per connection are not measured)")
 	fs.IntVar(&cfg.Loops, "loops", 0, "event loops per worker (0: CPUs / workers)")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "connect plus handshake timeout per connection")
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "longest wait for in-flight messages after the measured phase")
