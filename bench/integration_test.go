@@ -6,7 +6,9 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -541,5 +543,55 @@ func TestMultiProcessConnectKeepsTheTotalRate(t *testing.T) {
 	eq(t, "opened", res.Opened, 400)
 	if floor := float64(cfg.Conns-2) / cfg.DialRate; res.TimeToAllOpenS < floor {
 		t.Errorf("all open after %.3fs at %v/s: faster than the schedule allows (%.3fs)", res.TimeToAllOpenS, cfg.DialRate, floor)
+	}
+}
+
+// rateRE matches a progress line's count and rate: "msgs 123 (456/s)".
+var rateRE = regexp.MustCompile(`(opened|msgs|delivered|reconnects) (\d+) \((\d+)/s\)`)
+
+// TestLastProgressLineShowsTheSummarysThroughput: the last progress line and
+// the summary compute their rate the same way, over the same measured
+// phase, so the line shows the summary's operations and throughput.
+func TestLastProgressLineShowsTheSummarysThroughput(t *testing.T) {
+	s := newTestServer(t)
+	for _, sc := range Scenarios {
+		t.Run(sc, func(t *testing.T) {
+			path := "/echo"
+			if sc == ScenarioPubSub {
+				path = "/ws"
+			}
+			cfg := testConfig(s.wsURL(path), sc)
+			cfg.Conns = 40
+			cfg.Duration = 400 * time.Millisecond
+			cfg.Hold = 100 * time.Millisecond
+			if sc == ScenarioChurn {
+				cfg.Hold = 20 * time.Millisecond
+				cfg.Backoff = Backoff{Base: 10 * time.Millisecond, Max: 50 * time.Millisecond}
+			}
+			cfg.Channels = 2
+			cfg.PublishRate = 200
+			var out strings.Builder
+			r := &Runner{Config: cfg, Log: &out, PlainEvery: 100 * time.Millisecond}
+			res, err := r.Run(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+			last := lines[len(lines)-1]
+			t.Logf("%s\n%s", out.String(), res.SummaryLine())
+			if !strings.HasPrefix(last, "["+sc+" done] ") {
+				t.Fatalf("last line %q is not the done line", last)
+			}
+			m := rateRE.FindAllStringSubmatch(last, -1)
+			if len(m) == 0 {
+				t.Fatalf("no count and rate in %q", last)
+			}
+			got := m[len(m)-1] // pubsub: delivered, after published
+			eq(t, "count on the last line", got[2], strconv.FormatInt(res.Ops, 10))
+			eq(t, "rate on the last line", got[3], fmt.Sprintf("%.0f", res.Throughput))
+			if res.Throughput <= 0 {
+				t.Errorf("throughput %v: the run did nothing", res.Throughput)
+			}
+		})
 	}
 }

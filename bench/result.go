@@ -310,14 +310,12 @@ func (r *Result) finalize(measured time.Duration, srv *ServerStats) {
 	case ScenarioChurn:
 		if r.Churn != nil {
 			r.Ops = r.Churn.Reconnects
-			if measured > 0 {
-				r.Churn.ReconnectRate = float64(r.Churn.Reconnects) / measured.Seconds()
-			}
+			r.Churn.ReconnectRate = throughput(r.Churn.Reconnects, measured)
 		}
 		r.ThroughputUnit = "reconnects/s"
 	}
-	if r.Scenario != ScenarioConnect && measured > 0 {
-		r.Throughput = float64(r.Ops) / measured.Seconds()
+	if r.Scenario != ScenarioConnect {
+		r.Throughput = throughput(r.Ops, measured)
 	}
 	if r.Ops > 0 && r.Scenario != ScenarioConnect {
 		r.DriverCPUMicrosPerOp = r.DriverCPUSeconds * 1e6 / float64(r.Ops)
@@ -333,6 +331,16 @@ func (r *Result) finalize(measured time.Duration, srv *ServerStats) {
 		srv.memPerConn(r.OpenAtEnd)
 		r.Server = srv
 	}
+}
+
+// throughput is n events over d: the summary's throughput (Ops over the
+// measured phase) and the rates on progress lines are both computed by it,
+// so the last progress line shows the summary's number.
+func throughput(n int64, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
 }
 
 // SummaryLine formats the key results as one line of key=value pairs.

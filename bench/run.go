@@ -168,6 +168,7 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	if !setupOK && ctx.Err() == nil {
 		warn("setup did not settle within %v: starting anyway", setupTimeout)
 	}
+	st.setupTook = time.Since(st.t0)
 
 	var pub publisher
 	if cfg.Scenario == ScenarioPubSub && ctx.Err() == nil {
@@ -188,8 +189,8 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 		sample(&srv.Setup)
 	}
 	st.phase = "measure"
-	st.resetRate()
 	tStart := time.Now()
+	st.tMeasure = tStart
 	coordCPU := selfCPU()
 	for _, w := range workers {
 		if err := w.send(ctlMsg{Cmd: "start"}); err != nil {
@@ -205,6 +206,7 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	}
 	st.pump(ctx, tStart.Add(length), func() bool { return false })
 	measured := time.Since(tStart)
+	st.measured = measured
 	if procs > 1 {
 		// In-process workers already count this process; worker
 		// processes do not count the coordinator (and its publisher).
@@ -234,9 +236,6 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	}
 	collectBy := time.Now().Add(cfg.Drain + 30*time.Second)
 	st.pump(context.Background(), collectBy, func() bool { return st.count(st.exited) == procs })
-	st.phase = "done"
-	st.print()
-	r.clearLive()
 	for i, w := range workers {
 		w.stop()
 		if !st.exited[i] {
@@ -248,6 +247,7 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	}
 	workers = nil
 	if err := st.fatal(); err != nil {
+		r.clearLive()
 		return nil, err
 	}
 	for i, wr := range st.results {
@@ -261,6 +261,8 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 		warn("run interrupted after %.1fs of the measured phase", measured.Seconds())
 	}
 	res.finalize(measured, srv)
+	st.printDone(res)
+	r.clearLive()
 	if cfg.JSON != "" {
 		if err := WriteResult(cfg.JSON, res); err != nil {
 			return res, err
@@ -304,10 +306,12 @@ type runState struct {
 	pub      publisher
 	t0       time.Time
 
+	// The denominators of the rates on progress lines (see rateOf).
+	setupTook time.Duration // zero until setup ended
+	tMeasure  time.Time     // zero until the measured phase started
+	measured  time.Duration // zero until it ended; then Result.MeasuredS
+
 	lastPrint time.Time
-	lastP     Progress
-	lastPub   int64
-	lastAt    time.Time
 }
 
 func (s *runState) count(v []bool) int {
@@ -379,62 +383,112 @@ func (s *runState) handle(ev workerEvent) {
 	}
 }
 
-func (s *runState) resetRate() {
-	s.lastP = s.total()
-	s.lastAt = time.Now()
-	if s.pub != nil {
-		s.lastPub = s.pub.published()
-	}
-}
-
+// total sums the workers' latest progress. Its At is the mean of theirs:
+// when workers progress at equal rates, the sum of their counts is what
+// all of them together had at that mean time.
 func (s *runState) total() Progress {
 	var p Progress
+	var at, n int64
 	for _, x := range s.progress {
 		p.add(x)
+		if x.At != 0 {
+			at += x.At
+			n++
+		}
+	}
+	if n > 0 {
+		p.At = at / n
 	}
 	return p
 }
 
-// print writes one progress line: connections open / target, the current
-// rate, errors and elapsed time.
+// rateOf is the rate a progress line shows for n events counted at asOf,
+// computed as the summary computes its throughput (throughput): during
+// setup over the time since the run started; from the measured phase on
+// over the time since it started and, once it ended, over its whole length,
+// like Result.Throughput. Connect's count is its connections, opened during
+// setup: its rate stays over the setup's length.
+func (s *runState) rateOf(n int64, asOf time.Time) float64 {
+	switch {
+	case s.r.Config.Scenario == ScenarioConnect && s.setupTook > 0:
+		return throughput(n, s.setupTook)
+	case s.measured > 0:
+		return throughput(n, s.measured)
+	case !s.tMeasure.IsZero():
+		return throughput(n, asOf.Sub(s.tMeasure))
+	}
+	return throughput(n, asOf.Sub(s.t0))
+}
+
+// print writes one progress line from the workers' latest progress.
 func (s *runState) print() {
 	now := time.Now()
 	p := s.total()
-	dt := now.Sub(s.lastAt).Seconds()
-	if s.lastAt.IsZero() {
-		dt = now.Sub(s.t0).Seconds()
-	}
-	rate := func(cur, prev int64) float64 {
-		if dt <= 0 {
-			return 0
-		}
-		return float64(cur-prev) / dt
-	}
 	cfg := &s.r.Config
-	line := fmt.Sprintf("[%s %s] open %d/%d", cfg.Scenario, s.phase, p.Open, cfg.Conns)
+	opening := s.phase == "setup" || cfg.Scenario == ScenarioConnect
+	var n int64
 	switch {
-	case s.phase == "setup" || cfg.Scenario == ScenarioConnect:
-		line += fmt.Sprintf(" opened %d (%.0f/s)", p.Opened, rate(p.Opened, s.lastP.Opened))
-	case cfg.Scenario == ScenarioEcho:
-		line += fmt.Sprintf(" msgs %d (%.0f/s)", p.Received, rate(p.Received, s.lastP.Received))
-	case cfg.Scenario == ScenarioPubSub:
-		var pubd int64
-		if s.pub != nil {
-			pubd = s.pub.published()
-		}
-		line += fmt.Sprintf(" published %d (%.0f/s) delivered %d (%.0f/s)", pubd, rate(pubd, s.lastPub), p.Received, rate(p.Received, s.lastP.Received))
-		s.lastPub = pubd
+	case opening:
+		n = p.Opened
+	case cfg.Scenario == ScenarioEcho || cfg.Scenario == ScenarioPubSub:
+		n = p.Received
 	case cfg.Scenario == ScenarioChurn:
-		line += fmt.Sprintf(" reconnects %d (%.0f/s)", p.Events, rate(p.Events, s.lastP.Events))
+		n = p.Events
 	}
-	line += fmt.Sprintf(" errors %d elapsed %.1fs", p.Errors, now.Sub(s.t0).Seconds())
+	// Worker counts are as of their last report (progressEvery), the
+	// publisher's are live.
+	asOf := now
+	if p.At != 0 {
+		asOf = time.Unix(0, p.At)
+	}
+	var pubd int64
+	if s.pub != nil {
+		pubd = s.pub.published()
+	}
+	s.emit(s.line(s.phase, opening, p.Open, n, s.rateOf(n, asOf), pubd, s.rateOf(pubd, now), p.Errors, now))
+}
+
+// printDone writes the last progress line from the final result: its count
+// and rate are the summary's Ops and Throughput.
+func (s *runState) printDone(res *Result) {
+	var pubd int64
+	if res.PubSub != nil {
+		pubd = res.PubSub.Published
+	}
+	s.emit(s.line("done", res.Scenario == ScenarioConnect, res.OpenAtEnd, res.Ops, res.Throughput,
+		pubd, throughput(pubd, s.measured), s.total().Errors, time.Now()))
+}
+
+// line formats a progress line: connections open / target, the count n and
+// its rate, errors and elapsed time. n counts opened connections while
+// opening, else the scenario's operations (messages, deliveries,
+// reconnects); pubsub also shows the publisher's count and rate.
+func (s *runState) line(phase string, opening bool, open, n int64, rate float64, pubd int64, pubRate float64, errs int64, now time.Time) string {
+	cfg := &s.r.Config
+	line := fmt.Sprintf("[%s %s] open %d/%d", cfg.Scenario, phase, open, cfg.Conns)
+	switch {
+	case opening:
+		line += fmt.Sprintf(" opened %d (%.0f/s)", n, rate)
+	case cfg.Scenario == ScenarioEcho:
+		line += fmt.Sprintf(" msgs %d (%.0f/s)", n, rate)
+	case cfg.Scenario == ScenarioPubSub:
+		line += fmt.Sprintf(" published %d (%.0f/s) delivered %d (%.0f/s)", pubd, pubRate, n, rate)
+	case cfg.Scenario == ScenarioChurn:
+		line += fmt.Sprintf(" reconnects %d (%.0f/s)", n, rate)
+	}
+	return line + fmt.Sprintf(" errors %d elapsed %.1fs", errs, now.Sub(s.t0).Seconds())
+}
+
+// emit prints a progress line: redrawn in place on a terminal, a plain line
+// otherwise.
+func (s *runState) emit(line string) {
 	if s.r.Live {
 		fmt.Fprint(s.r.Log, "\r\x1b[K"+line)
 		s.r.liveDrawn = true
 	} else {
 		fmt.Fprintln(s.r.Log, line)
 	}
-	s.lastPrint, s.lastP, s.lastAt = now, p, now
+	s.lastPrint = time.Now()
 }
 
 // clearLive ends a live progress line so the next output starts clean.

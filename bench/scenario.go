@@ -42,6 +42,10 @@ type Progress struct {
 	Received int64 `json:"received"` // echo messages received, pubsub deliveries
 	Events   int64 `json:"events"`   // subscriptions acknowledged, reconnects
 	Errors   int64 `json:"errors"`   // failed attempts plus protocol-level errors
+	// At is when the snapshot was taken (wall clock, Unix nanoseconds,
+	// comparable across the worker processes of one host): the end of
+	// the window its counts cover. In a sum of snapshots it is their mean.
+	At int64 `json:"at"`
 }
 
 func (p *Progress) add(o Progress) {

@@ -106,6 +106,7 @@ func runWorker(ctx context.Context, spec WorkerSpec, ctl <-chan ctlMsg, emit fun
 	report := func() {
 		var p Progress
 		sc.progress(&p)
+		p.At = time.Now().UnixNano()
 		emit(workerMsg{Type: "progress", Progress: &p})
 	}
 	var driverCPU time.Duration
