@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strconv"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -57,15 +58,17 @@ func TestPinnedThreadDiesWithLoop(t *testing.T) {
 		}
 		observed++
 		// Done is closed inside Run, a moment before the goroutine exits and the runtime
-		// reaps its thread: poll for that event (this bounds no duration; the loop only ends
-		// the test if the thread is never reaped).
+		// reaps its thread: poll for that event. A thread that went back to the scheduler is
+		// never reaped; waitLimit only turns that into a failure rather than a hang, so it is
+		// generous (a loaded machine takes milliseconds to reap a thread, not seconds).
 		task := "/proc/self/task/" + strconv.Itoa(tid)
-		for i := 0; ; i++ {
+		for deadline := time.Now().Add(waitLimit); ; {
 			if _, err := os.Stat(task); os.IsNotExist(err) {
 				break
 			}
-			if i == 20_000 {
-				t.Fatalf("the pinned loop thread %d still exists after Run returned: it went back to the scheduler", tid)
+			if time.Now().After(deadline) {
+				t.Fatalf("the pinned loop thread %d still exists %v after Run returned: it went back to the scheduler",
+					tid, waitLimit)
 			}
 			runtime.Gosched()
 			unix.Nanosleep(&unix.Timespec{Nsec: 100_000}, nil)

@@ -61,6 +61,38 @@ func startLoop(t *testing.T, cfg LoopConfig, onEvent func(l *Loop, fd int, ev ui
 	return l, r
 }
 
+// waitLimit bounds how long a test waits for an event it caused, only so that a broken build
+// fails with a message instead of hanging until go test's -timeout. It is no time budget: on a
+// loaded CI machine the events take milliseconds, so a generous bound costs nothing.
+const waitLimit = 30 * time.Second
+
+// waitFor polls cond until it holds, failing the test if it still does not after waitLimit.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting after %v for %s", waitLimit, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// syncLoop posts a task and waits until it has run: the loop has gone through every pass
+// before the one running it, and is in that pass.
+func syncLoop(t *testing.T, l *Loop) {
+	t.Helper()
+	ran := make(chan struct{})
+	if !l.Post(func() { close(ran) }) {
+		t.Fatal("Post refused on a running loop")
+	}
+	select {
+	case <-ran:
+	case <-time.After(waitLimit):
+		t.Fatalf("a posted task did not run within %v", waitLimit)
+	}
+}
+
 func TestListenReusePortSharesPort(t *testing.T) {
 	fds, addr, err := Listen("127.0.0.1:0", 3, 0)
 	if err != nil {
@@ -85,14 +117,24 @@ func TestListenReusePortSharesPort(t *testing.T) {
 	}
 }
 
+// TestPostRunsTasksInOrderAndCoalescesWakeups: tasks posted from one goroutine run in posting
+// order, and posts made while the loop is busy share one eventfd wake-up. The loop is held
+// inside a task while the posts are made, so the count does not depend on how the scheduler
+// interleaves the poster and the loop thread (left alone, a loop thread that preempts the poster
+// after each eventfd write could consume every wake-up on its own).
 func TestPostRunsTasksInOrderAndCoalescesWakeups(t *testing.T) {
 	l, _ := startLoop(t, LoopConfig{ListenFD: -1}, nil)
+	busy, release := make(chan struct{}), make(chan struct{})
+	l.Post(func() {
+		close(busy)
+		<-release
+	})
+	<-busy // the loop has consumed the wake-up of that post and runs it
+	wakeups := l.Stats.Wakeups.Load()
 	var got []int
 	done := make(chan struct{})
 	const n = 1000
-	// Post from one goroutine: tasks run in posting order on the loop goroutine.
 	for i := 0; i < n; i++ {
-		i := i
 		if !l.Post(func() {
 			got = append(got, i)
 			if i == n-1 {
@@ -102,14 +144,15 @@ func TestPostRunsTasksInOrderAndCoalescesWakeups(t *testing.T) {
 			t.Fatal("Post refused on a running loop")
 		}
 	}
+	close(release)
 	<-done
 	for i, v := range got {
 		if v != i {
 			t.Fatalf("task %d ran at position %d", v, i)
 		}
 	}
-	if w := l.Stats.Wakeups.Load(); w >= n {
-		t.Fatalf("%d wake-ups for %d posts: not coalesced", w, n)
+	if w := l.Stats.Wakeups.Load() - wakeups; w != 1 {
+		t.Fatalf("%d wake-ups for %d posts made while the loop was busy, want 1: not coalesced", w, n)
 	}
 	l.Stop()
 	<-l.Done()
@@ -209,9 +252,14 @@ func TestAcceptAndReadEvents(t *testing.T) {
 	}
 }
 
-// TestAcceptPausesOnEMFILE: when the process runs out of descriptors the listener pauses (no
-// busy loop), the error is counted, and accepting resumes once descriptors are free.
+// TestAcceptPausesOnEMFILE: when the process runs out of descriptors the listener pauses for
+// AcceptBackoff (no busy loop: the pending connection would make the listener ready on every
+// pass), the error is counted, and accepting resumes once the backoff is over and descriptors
+// are free. The loop runs on a fake clock that only the test moves, with a backoff of an hour:
+// while the clock stands still the loop has nothing to wake up for, so every pass in the pause is
+// one the test caused, and whether the listener was polled is counted, not timed.
 func TestAcceptPausesOnEMFILE(t *testing.T) {
+	const backoff = time.Hour
 	fds, addr, err := Listen("127.0.0.1:0", 1, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -231,13 +279,23 @@ func TestAcceptPausesOnEMFILE(t *testing.T) {
 			c.Close()
 		}
 	}()
-	var lim unix.Rlimit
-	unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
-	l, err := NewLoop(LoopConfig{ListenFD: fds[0], AcceptBackoff: 20 * time.Millisecond})
+	var clock atomic.Int64
+	clock.Store(int64(time.Hour)) // any origin
+	l, err := NewLoop(LoopConfig{ListenFD: fds[0], AcceptBackoff: backoff, Now: clock.Load})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := &recorder{l: l}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	restore := func() {
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+			t.Fatal(err)
+		}
+	}
+	defer restore() // also when the test fails early: later tests need their descriptors
 	// Lower the soft limit to the next free descriptor: the first accept fails with EMFILE.
 	probe, _ := unix.Dup(0)
 	unix.Close(probe)
@@ -248,24 +306,52 @@ func TestAcceptPausesOnEMFILE(t *testing.T) {
 	}
 	go l.Run(r)
 	defer func() { l.Stop(); <-l.Done() }()
-	for l.Stats.AcceptPauses.Load() == 0 {
-		time.Sleep(time.Millisecond)
+	waitFor(t, "the first accept to fail with EMFILE", func() bool { return l.Stats.AcceptPauses.Load() >= 1 })
+	pausedAt := clock.Load() // the clock has not moved: the backoff timer is filed for pausedAt+backoff
+
+	// Paused: however many passes the loop makes, it does not try the listener again. A listener
+	// left in the epoll set would fail once more on every pass.
+	const forced = 50
+	passes := l.Stats.Passes.Load()
+	for range forced {
+		syncLoop(t, l)
 	}
-	passes := r.passes.Load()
-	time.Sleep(50 * time.Millisecond)
-	// Paused: a handful of passes (backoff timers), not a spin of thousands.
-	if spun := r.passes.Load() - passes; spun > 20 {
-		t.Fatalf("%d loop passes in 50 ms while out of descriptors: the loop spins", spun)
+	if e, p := l.Stats.AcceptErrors.Load(), l.Stats.AcceptPauses.Load(); e != 1 || p != 1 {
+		t.Fatalf("%d passes while paused tried the listener: %d accept errors, %d pauses, want 1 and 1",
+			forced, e, p)
 	}
-	unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
-	for {
+	// And it makes no passes of its own: only the test's tasks wake it (a handful of extra
+	// wake-ups, such as an interrupted epoll_wait, are no spin).
+	if spun := l.Stats.Passes.Load() - passes; spun > 2*forced {
+		t.Fatalf("%d loop passes for %d posted tasks while out of descriptors: the loop spins", spun, forced)
+	}
+
+	// Not a tick before the backoff is over...
+	clock.Store(pausedAt + int64(backoff) - int64(time.Millisecond))
+	syncLoop(t, l) // the pass running this task advances the wheel after it
+	syncLoop(t, l) // so this one runs after that advance
+	if p := l.Stats.AcceptPauses.Load(); p != 1 {
+		t.Fatalf("the listener was tried again %v before the backoff was over", time.Millisecond)
+	}
+	// ...but once it is, the listener is tried again: still out of descriptors, it pauses again.
+	clock.Store(pausedAt + int64(backoff) + int64(DefaultWheelTick))
+	syncLoop(t, l)
+	waitFor(t, "the listener to be tried again after the backoff", func() bool { return l.Stats.AcceptPauses.Load() == 2 })
+	// The counter moves before the listener is paused and its timer filed at the loop's "now":
+	// let that pass finish before moving the clock again.
+	syncLoop(t, l)
+
+	// Descriptors free again: after the next backoff every waiting client is accepted.
+	restore()
+	clock.Add(int64(backoff + DefaultWheelTick))
+	syncLoop(t, l)
+	waitFor(t, "the waiting clients to be accepted", func() bool {
 		r.mu.Lock()
-		n := len(r.accepted)
-		r.mu.Unlock()
-		if n == clients {
-			break
-		}
-		time.Sleep(time.Millisecond)
+		defer r.mu.Unlock()
+		return len(r.accepted) == clients
+	})
+	if e, p := l.Stats.AcceptErrors.Load(), l.Stats.AcceptPauses.Load(); e != 2 || p != 2 {
+		t.Fatalf("%d accept errors and %d pauses, want 2 and 2", e, p)
 	}
 }
 
