@@ -147,6 +147,18 @@ bench() {
 # field KEY FILE prints KEY's value from a wsbench summary line.
 field() { tr ' ' '\n' <"$2" | sed -n "s/^$1=//p" | head -n 1; }
 
+# latency P FILE prints percentile P (p50, p99) of the run's latency: the
+# round trip or publish-to-delivery, or for connect and churn, which carry
+# no messages, the handshake (as wsbench report does).
+latency() {
+	local v
+	v=$(field "$1_us" "$2")
+	if [[ -z $v ]]; then
+		v="$(field "handshake_$1_us" "$2") (handshake)"
+	fi
+	echo "$v"
+}
+
 want() { [[ " $SCENARIOS " == *" $1 "* ]]; }
 
 RUNS=()
@@ -187,11 +199,11 @@ fi
 
 log "all scenarios passed:"
 {
-	printf '%-12s %12s %-14s %10s %10s %14s\n' run throughput unit p50_us p99_us rss_per_conn
+	printf '%-12s %10s %-14s %20s %20s %14s\n' run throughput unit p50_us p99_us rss_per_conn
 	for name in "${RUNS[@]}"; do
 		f=$WORK/$name.summary
-		printf '%-12s %12s %-14s %10s %10s %14s\n' "$name" "$(field throughput "$f")" "$(field unit "$f")" \
-			"$(field p50_us "$f")" "$(field p99_us "$f")" "$(field rss_per_conn "$f")"
+		printf '%-12s %10s %-14s %20s %20s %14s\n' "$name" "$(field throughput "$f")" "$(field unit "$f")" \
+			"$(latency p50 "$f")" "$(latency p99 "$f")" "$(field rss_per_conn "$f")"
 	done
 } >&2
 if [[ -n "${LOADTEST_OUT:-}" ]]; then
