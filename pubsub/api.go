@@ -30,6 +30,7 @@ func (p *PubSub) Routes(mux *http.ServeMux) {
 		{http.MethodPost, "/api/broadcast", p.handleBroadcast},
 		{http.MethodGet, "/api/channels", p.handleChannels},
 		{http.MethodGet, "/api/stats", p.handleStats},
+		{http.MethodGet, "/api/history", p.handleHistory},
 	}
 	allow := map[string]string{}
 	for _, r := range routes {
@@ -254,4 +255,55 @@ func (p *PubSub) handleStats(w http.ResponseWriter, r *http.Request) {
 		out[c.stat] = c.get(p)
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// Bounds of GET /api/history's limit.
+const (
+	defaultHistoryLimit = 100
+	maxHistoryLimit     = 1000
+)
+
+type historyMessage struct {
+	Seq  uint64          `json:"seq"`
+	ID   string          `json:"id,omitempty"`
+	Data json.RawMessage `json:"data"`
+}
+
+// handleHistory: GET /api/history?channel=C[&since=SEQ][&limit=N], a channel's position and
+// kept messages, oldest first: those after SEQ, or the newest N.
+func (p *PubSub) handleHistory(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	channel := q.Get("channel")
+	if !ValidChannel(channel) {
+		writeJSONError(w, http.StatusBadRequest, "channel: "+errBadChannel.Error()+" (1 to 128 of A-Z a-z 0-9 _ - . : @ /)")
+		return
+	}
+	var since uint64
+	if v := q.Get("since"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			writeJSONError(w, http.StatusBadRequest, "since: want the seq of the last message seen (a whole number)")
+			return
+		}
+		since = n
+	}
+	limit := defaultHistoryLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxHistoryLimit {
+			writeJSONError(w, http.StatusBadRequest, "limit: want a whole number from 1 to "+strconv.Itoa(maxHistoryLimit))
+			return
+		}
+		limit = n
+	}
+	top, msgs, ok := p.table.History(channel, since, limit)
+	if !ok {
+		writeJSONError(w, http.StatusNotFound, "unknown channel")
+		return
+	}
+	out := make([]historyMessage, len(msgs))
+	for i, m := range msgs {
+		out[i] = historyMessage{Seq: m.Seq, ID: m.ID, Data: m.Data}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"channel": channel, "epoch": top.Epoch, "seq": top.Seq, "messages": out})
 }

@@ -6,11 +6,13 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/wsgate/wsgate/frame"
+	"github.com/wsgate/wsgate/shard"
 )
 
 // encodeMessage builds the complete WebSocket frame of a channel message:
-// {"op":"message","channel":C,"seq":N,"id":I,"data":D} ("id" omitted when empty).
-func encodeMessage(channel string, seq uint64, id string, data []byte) []byte {
+// {"op":"message","channel":C,"seq":N,"id":I,"data":D} ("id" omitted when empty), and returns
+// it with the offset where D starts (D ends one byte before the frame's end).
+func encodeMessage(channel string, seq uint64, id string, data []byte) (frameBytes []byte, dataOff int) {
 	var num [20]byte
 	seqStr := strconv.AppendUint(num[:0], seq, 10)
 	n := len(`{"op":"message","channel":"","seq":,"data":}`) + len(channel) + len(seqStr) + len(data)
@@ -28,12 +30,13 @@ func encodeMessage(channel string, seq uint64, id string, data []byte) []byte {
 		b = appendJSONString(b, id)
 	}
 	b = append(b, `,"data":`...)
+	dataOff = len(b)
 	b = append(b, data...)
 	b = append(b, '}')
 	if len(b) != cap(b) {
 		panic("BUG: encodeMessage: length computed wrongly")
 	}
-	return b
+	return b, dataOff
 }
 
 // encodeBroadcast builds the complete WebSocket frame of a broadcast:
@@ -48,6 +51,23 @@ func encodeBroadcast(id string, data []byte) []byte {
 	payload = append(payload, data...)
 	payload = append(payload, '}')
 	return frame.AppendFrame(make([]byte, 0, frame.HeaderLen(len(payload))+len(payload)), ws.OpText, payload)
+}
+
+// appendSubscribed appends the reply to a subscribe: {"op":"subscribed","channel":C,"seq":N,
+// "epoch":"E"}, with "recovered" when the client asked for recovery.
+func appendSubscribed(b []byte, channel string, top shard.Position, askedRecovery, recovered bool) []byte {
+	b = append(b, `{"op":"subscribed","channel":"`...)
+	b = append(b, channel...)
+	b = append(b, `","seq":`...)
+	b = strconv.AppendUint(b, top.Seq, 10)
+	b = append(b, `,"epoch":"`...)
+	b = append(b, top.Epoch...)
+	b = append(b, '"')
+	if askedRecovery {
+		b = append(b, `,"recovered":`...)
+		b = strconv.AppendBool(b, recovered)
+	}
+	return append(b, '}')
 }
 
 const hexDigits = "0123456789abcdef"

@@ -3,8 +3,11 @@ package pubsub
 // Internals for the external tests of this package (package pubsub_test), which run a whole
 // wsgate.Server and so cannot live in this package (wsgate imports it).
 
-// EncodeMessage is encodeMessage.
-var EncodeMessage = encodeMessage
+// EncodeMessage is encodeMessage's frame.
+func EncodeMessage(channel string, seq uint64, id string, data []byte) []byte {
+	f, _ := encodeMessage(channel, seq, id, data)
+	return f
+}
 
 // DeliverOn queues frame on loop's subscribers of channel, as a delivery task does. Loop
 // goroutine only.

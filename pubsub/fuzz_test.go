@@ -23,7 +23,10 @@ func FuzzPublishBody(f *testing.F) {
 		if err != nil {
 			return
 		}
-		fr := encodeMessage(b.Channel, 7, b.ID, b.Data)
+		fr, off := encodeMessage(b.Channel, 7, b.ID, b.Data)
+		if string(fr[off:len(fr)-1]) != string(b.Data) {
+			t.Fatalf("data offset %d does not point at the data in %q", off, fr)
+		}
 		h, n, perr := frame.ParseHeader(fr)
 		if perr != nil || n == 0 || h.OpCode != ws.OpText || !h.Fin || int(h.Length) != len(fr)-n {
 			t.Fatalf("bad frame header for %q", body)

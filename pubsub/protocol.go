@@ -10,6 +10,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/wsgate/wsgate/conn"
+	"github.com/wsgate/wsgate/shard"
 )
 
 // request is a client operation. Data stays raw JSON.
@@ -18,6 +19,26 @@ type request struct {
 	Channel string          `json:"channel"`
 	ID      string          `json:"id"`
 	Data    json.RawMessage `json:"data"`
+	Since   json.RawMessage `json:"since"` // subscribe: {"seq":N,"epoch":"E"}, the last message seen
+}
+
+var errBadSince = errors.New(`invalid "since": want {"seq":N,"epoch":"E"} with the seq and epoch of the last message seen`)
+
+// parseSince decodes a subscribe's "since"; nil when absent.
+func parseSince(raw json.RawMessage) (*shard.Position, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil, nil
+	}
+	var v struct {
+		Seq   *uint64 `json:"seq"`
+		Epoch *string `json:"epoch"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil || v.Seq == nil || v.Epoch == nil {
+		return nil, errBadSince
+	}
+	return &shard.Position{Seq: *v.Seq, Epoch: *v.Epoch}, nil
 }
 
 // Error codes of {"op":"error"} replies (docs/protocol.md).
@@ -58,14 +79,21 @@ func (p *PubSub) OnMessage(c *conn.Conn, op ws.OpCode, payload []byte) {
 			p.replyError(c, cl, ErrCodeTooMany, "too many channels (limit "+strconv.Itoa(p.cfg.MaxChannels)+")")
 			return
 		}
-		seq, _ := p.subs[loop].Subscribe(c, &cl.subs, req.Channel)
+		since, err := parseSince(req.Since)
+		if err != nil {
+			p.replyError(c, cl, ErrCodeBadRequest, err.Error())
+			return
+		}
+		top, replay, recovered, _ := p.subs[loop].Subscribe(c, &cl.subs, req.Channel, since)
 		p.reply(c, func(b []byte) []byte {
-			b = append(b, `{"op":"subscribed","channel":"`...)
-			b = append(b, req.Channel...)
-			b = append(b, `","seq":`...)
-			b = strconv.AppendUint(b, seq, 10)
-			return append(b, '}')
+			return appendSubscribed(b, req.Channel, top, since != nil, recovered)
 		})
+		// The missed messages, as the very frames their subscribers got, before anything live.
+		for _, f := range replay {
+			if c.WriteFrame(f) != nil {
+				break // closed as a slow consumer
+			}
+		}
 	case "unsubscribe":
 		if !ValidChannel(req.Channel) {
 			p.replyError(c, cl, ErrCodeBadChannel, "invalid channel name")

@@ -12,6 +12,7 @@ import (
 // PublishOutcome is what a publish did.
 type PublishOutcome struct {
 	Seq       uint64
+	Epoch     string
 	Duplicate bool
 	Delivered int // subscribers reached (only when the caller waited)
 }
@@ -22,7 +23,8 @@ type PublishOutcome struct {
 // Any goroutine except a loop goroutine when wait is set (a loop must not wait on itself).
 //
 // This is the seam of the package: every publish, whatever its entry point, passes here, where
-// it is numbered and deduplicated (the channel table) and meets the local fan-out (deliver).
+// it is numbered, deduplicated and kept in history (the channel table) and meets the local
+// fan-out (deliver). A channel without subscribers is numbered and kept all the same.
 func (p *PubSub) Publish(channel, id string, data []byte, wait bool) PublishOutcome {
 	var f []byte
 	var done *fanoutWait
@@ -30,7 +32,11 @@ func (p *PubSub) Publish(channel, id string, data []byte, wait bool) PublishOutc
 		done = &fanoutWait{}
 	}
 	res := p.table.Publish(channel, id,
-		func(seq uint64) { f = encodeMessage(channel, seq, id, data) },
+		func(seq uint64) ([]byte, int) {
+			var off int
+			f, off = encodeMessage(channel, seq, id, data)
+			return f, off
+		},
 		func(loop int, seq uint64) {
 			if done != nil {
 				done.wg.Add(1)
@@ -40,7 +46,7 @@ func (p *PubSub) Publish(channel, id string, data []byte, wait bool) PublishOutc
 				done.wg.Done() // the loop has stopped
 			}
 		})
-	out := PublishOutcome{Seq: res.Seq, Duplicate: res.Duplicate}
+	out := PublishOutcome{Seq: res.Seq, Epoch: res.Epoch, Duplicate: res.Duplicate}
 	if done != nil {
 		done.wg.Wait()
 		out.Delivered = int(done.n.Load())

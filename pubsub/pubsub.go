@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,20 @@ type Config struct {
 	// MaxErrors is how many bad requests a connection may send before it is closed with 1008
 	// (default 10).
 	MaxErrors int
+	// HistorySize is how many recent messages each channel keeps for recovery and GET
+	// /api/history; 0 turns history and recovery off (channels are still numbered).
+	HistorySize int
+	// HistoryTTL is how long a message stays in history; 0 keeps it until size or bytes push it
+	// out.
+	HistoryTTL time.Duration
+	// HistoryMetaTTL is how long a channel's numbering and epoch outlive its last publish and
+	// its last subscriber (default 24 h; at least HistoryTTL).
+	HistoryMetaTTL time.Duration
+	// HistoryMaxBytes bounds the memory history holds across all channels (default 64 MiB); the
+	// oldest messages are evicted first.
+	HistoryMaxBytes int64
+	// Now replaces the monotonic clock of dedup and history (tests); nil: the real one.
+	Now func() int64
 }
 
 // Defaults of Config's zero fields.
@@ -51,7 +66,28 @@ func (c Config) withDefaults() Config {
 	if c.MaxErrors <= 0 {
 		c.MaxErrors = DefaultMaxErrors
 	}
+	if c.HistoryMetaTTL == 0 {
+		c.HistoryMetaTTL = shard.DefaultMetaTTL
+	}
+	if c.HistoryMaxBytes == 0 {
+		c.HistoryMaxBytes = shard.DefaultHistoryMaxBytes
+	}
 	return c
+}
+
+// validate reports settings that cannot work, in the words of the flags that set them.
+func (c Config) validate() error {
+	switch {
+	case c.DedupWindow < 0:
+		return errors.New("dedup window is negative (0 disables dedup)")
+	case c.HistorySize < 0:
+		return errors.New("history size is negative (0 turns history off)")
+	case c.HistoryTTL < 0 || c.HistoryMetaTTL < 0 || c.HistoryMaxBytes < 0:
+		return errors.New("history TTLs and max bytes must not be negative")
+	case c.HistoryMetaTTL > 0 && c.HistoryMetaTTL < c.HistoryTTL:
+		return errors.New("history meta TTL must be at least the history TTL (a channel's numbering must outlive its messages)")
+	}
+	return nil
 }
 
 // PubSub is the gateway: a conn.Handler plus the publish entry points of the HTTP API.
@@ -79,11 +115,15 @@ type client struct {
 
 // New returns a gateway for cfg; Start must be called before it serves connections.
 func New(cfg Config) (*PubSub, error) {
-	if cfg.DedupWindow < 0 {
-		return nil, errors.New("pubsub: dedup window is negative (0 disables dedup)")
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("pubsub: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	p := &PubSub{cfg: cfg, table: shard.NewTable(cfg.DedupWindow, cfg.DedupMaxIDs, nil)}
+	p := &PubSub{cfg: cfg, table: shard.NewTable(shard.TableConfig{
+		DedupWindow: cfg.DedupWindow, DedupMaxIDs: cfg.DedupMaxIDs,
+		HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, MetaTTL: cfg.HistoryMetaTTL,
+		HistoryMaxBytes: cfg.HistoryMaxBytes, Now: cfg.Now,
+	})}
 	p.scratch.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return p, nil
 }

@@ -17,4 +17,6 @@ var counters = []counter{
 	{"duplicates", "wsgate_duplicates_total", func(p *PubSub) int64 { return int64(p.table.Duplicates.Load()) }},
 	{"broadcasts", "wsgate_broadcasts_total", func(p *PubSub) int64 { return int64(p.broadcasts.Load()) }},
 	{"dedup_ids", "wsgate_dedup_ids", func(p *PubSub) int64 { return p.table.DedupIDs.Load() }},
+	{"history_messages", "wsgate_history_messages", func(p *PubSub) int64 { return p.table.HistoryMsgs.Load() }},
+	{"history_bytes", "wsgate_history_bytes", func(p *PubSub) int64 { return p.table.HistoryBytes.Load() }},
 }

@@ -52,28 +52,30 @@ func NewSubscribers(t *Table, loop int) *Subscribers {
 	return &Subscribers{loop: loop, table: t, channels: make(map[string]*loopChannel)}
 }
 
-// Subscribe adds c to channel name. It returns the channel's sequence number at the time of
-// joining (the client sees every message after it) and false if c was already subscribed.
-func (s *Subscribers) Subscribe(c *conn.Conn, subs *Subs, name string) (seq uint64, added bool) {
+// Subscribe adds c to channel name and returns the channel's position when c joined: c is
+// handed every message after it. With since, it also returns the frames c missed and whether
+// they are the complete gap (Table.Join); the caller queues them before anything else reaches c.
+// added is false if c was already subscribed: nothing changes, nothing is replayed.
+func (s *Subscribers) Subscribe(c *conn.Conn, subs *Subs, name string, since *Position) (top Position, replay [][]byte, recovered, added bool) {
 	lc := s.channels[name]
 	if lc != nil {
 		for _, r := range subs.list {
 			if r.lc == lc {
-				return s.table.Seq(lc.ch), false
+				_, top, _, _ = s.table.Join(name, s.loop, nil)
+				return top, nil, false, false
 			}
 		}
-		seq = s.table.Seq(lc.ch)
-	} else {
-		var ch *Channel
-		ch, seq = s.table.Join(name, s.loop)
+	}
+	ch, top, replay, recovered := s.table.Join(name, s.loop, since)
+	if lc == nil {
 		lc = &loopChannel{ch: ch}
 		s.channels[name] = lc
 	}
-	lc.members = append(lc.members, member{c: c, subs: subs, k: int32(len(subs.list)), from: seq})
+	lc.members = append(lc.members, member{c: c, subs: subs, k: int32(len(subs.list)), from: top.Seq})
 	subs.list = append(subs.list, subRef{lc: lc, idx: int32(len(lc.members) - 1)})
 	lc.ch.Subscribers.Add(1)
 	s.Subscriptions.Add(1)
-	return seq, true
+	return top, replay, recovered, true
 }
 
 // Unsubscribe removes c from channel name; false if it was not subscribed.

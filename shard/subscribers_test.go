@@ -45,7 +45,7 @@ func checkConsistent(t *testing.T, s *Subscribers, all []*Subs) {
 }
 
 func TestSubscribersRandomOps(t *testing.T) {
-	tb := NewTable(time.Minute, 100, nil)
+	tb := NewTable(TableConfig{DedupWindow: time.Minute, DedupMaxIDs: 100})
 	s := NewSubscribers(tb, 1)
 	r := rand.New(rand.NewPCG(3, 4))
 	conns := make([]*Subs, 40)
@@ -58,7 +58,7 @@ func TestSubscribersRandomOps(t *testing.T) {
 		name := names[r.IntN(len(names))]
 		switch r.IntN(5) {
 		case 0, 1:
-			s.Subscribe(nil, c, name)
+			s.Subscribe(nil, c, name, nil)
 		case 2, 3:
 			s.Unsubscribe(c, name)
 		case 4:
@@ -72,27 +72,30 @@ func TestSubscribersRandomOps(t *testing.T) {
 	for _, c := range conns {
 		s.UnsubscribeAll(c)
 	}
-	if len(s.channels) != 0 || tb.Channels.Load() != 0 || s.Subscriptions.Load() != 0 {
-		t.Fatalf("after everyone left: %d loop channels, %d table channels, %d subscriptions",
-			len(s.channels), tb.Channels.Load(), s.Subscriptions.Load())
+	if len(s.channels) != 0 || s.Subscriptions.Load() != 0 {
+		t.Fatalf("after everyone left: %d loop channels, %d subscriptions", len(s.channels), s.Subscriptions.Load())
+	}
+	// The table keeps the channels' numbering, but no loop is left to post to.
+	for _, name := range names {
+		pub(tb, name, "", func(l int, _ uint64) { t.Fatalf("%s: posted to loop %d after everyone left", name, l) })
 	}
 }
 
 func TestSubscribeTwiceAndSeq(t *testing.T) {
-	tb := NewTable(time.Minute, 100, nil)
+	tb := NewTable(TableConfig{DedupWindow: time.Minute, DedupMaxIDs: 100})
 	s := NewSubscribers(tb, 0)
 	a := &Subs{}
-	if _, added := s.Subscribe(nil, a, "x"); !added {
+	if _, _, _, added := s.Subscribe(nil, a, "x", nil); !added {
 		t.Fatal("first subscribe not added")
 	}
-	tb.Publish("x", "", func(uint64) {}, func(int, uint64) {})
-	seq, added := s.Subscribe(nil, a, "x")
-	if added || seq != 1 || a.Len() != 1 {
-		t.Fatalf("second subscribe: seq %d added %v len %d", seq, added, a.Len())
+	pub(tb, "x", "", nil)
+	top, _, _, added := s.Subscribe(nil, a, "x", nil)
+	if added || top.Seq != 1 || a.Len() != 1 {
+		t.Fatalf("second subscribe: %+v added %v len %d", top, added, a.Len())
 	}
 	b := &Subs{}
-	if seq, _ := s.Subscribe(nil, b, "x"); seq != 1 {
-		t.Fatalf("late joiner seq %d", seq)
+	if top, _, _, _ := s.Subscribe(nil, b, "x", nil); top.Seq != 1 {
+		t.Fatalf("late joiner at %+v", top)
 	}
 	// A message at or below a member's join seq is not delivered to it (Deliver skips it
 	// without touching the nil connection): leave b alone on x, joined at seq 1.

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"crypto/rand"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,15 +16,53 @@ const numShards = 64
 // maxLoops is the most loops a Table tracks (a 256-bit set per channel).
 const maxLoops = 256
 
-// Channel is a channel's shared state. Fields other than Subscribers are guarded by the shard
-// lock.
+// Channel is a channel's shared state. Name is immutable; Subscribers is an atomic any goroutine
+// may read; every other field is guarded by the channel's shard lock.
 type Channel struct {
 	Name        string
-	seq         uint64
-	loops       [maxLoops / 64]uint64 // loops that have at least one subscriber
-	loopCount   int
-	Subscribers atomic.Int64 // across all loops; readable without the lock
+	Subscribers atomic.Int64 // across all loops
+
+	seq       uint64 // the last message's number; 0 before the first
+	epoch     string // names this numbering; a new one whenever numbering starts again
+	loops     [maxLoops / 64]uint64
+	loopCount int
+	active    int64 // when the last publish happened or the last subscriber left (meta TTL)
+	hist      history
 }
+
+// Position is a place in a channel's numbering: the last message seen, and the epoch it belongs
+// to.
+type Position struct {
+	Seq   uint64
+	Epoch string
+}
+
+// TableConfig configures a Table. Zero values: no dedup, no history, channels' numbering kept
+// for DefaultMetaTTL after their last publish or subscriber.
+type TableConfig struct {
+	// DedupWindow is how long a publish id is remembered per channel; 0 disables dedup.
+	DedupWindow time.Duration
+	// DedupMaxIDs bounds the ids remembered across all channels (the oldest go first).
+	DedupMaxIDs int
+	// HistorySize is how many recent messages each channel keeps for recovery; 0 keeps none.
+	HistorySize int
+	// HistoryTTL is how long a message stays in history (0: until pushed out by size or bytes).
+	HistoryTTL time.Duration
+	// MetaTTL is how long a channel's numbering and epoch outlive its last publish and its last
+	// subscriber (default DefaultMetaTTL).
+	MetaTTL time.Duration
+	// HistoryMaxBytes bounds the bytes held in history across all channels (default
+	// DefaultHistoryMaxBytes); the oldest messages go first. Each shard holds 1/64 of it.
+	HistoryMaxBytes int64
+	// Now is a monotonic clock in ns (nil: the process's monotonic clock).
+	Now func() int64
+}
+
+// Defaults of TableConfig.
+const (
+	DefaultMetaTTL         = 24 * time.Hour
+	DefaultHistoryMaxBytes = 64 << 20
+)
 
 type dedupEntry struct {
 	key    string
@@ -38,31 +77,45 @@ type tableShard struct {
 	seen     map[string]int64
 	fifo     []dedupEntry
 	fifoHead int
-	_        [40]byte // keep shards' locks on separate cache lines
+	// History of every channel of the shard in publish order, for the byte budget and the TTL.
+	hist      []histRef
+	histHead  int
+	histBytes int64
+	nextSweep int64 // when channels past their meta TTL are next looked for
+	_         [40]byte
 }
 
 // Table is the sharded channel table. Any goroutine may call its methods.
 type Table struct {
 	shards      [numShards]tableShard
-	window      int64 // dedup window, ns
-	capPerShard int
+	cfg         TableConfig // immutable after NewTable
+	capPerShard int         // dedup ids per shard
+	bytesShard  int64       // history bytes per shard
 	now         func() int64
 
-	Channels   atomic.Int64
-	Publishes  atomic.Uint64
-	Duplicates atomic.Uint64
-	DedupIDs   atomic.Int64
+	// Counters: any goroutine reads them; they change under shard locks.
+	Channels     atomic.Int64
+	Publishes    atomic.Uint64
+	Duplicates   atomic.Uint64
+	DedupIDs     atomic.Int64
+	HistoryBytes atomic.Int64
+	HistoryMsgs  atomic.Int64
 }
 
-// NewTable returns a table whose dedup window is window (0 disables dedup) holding at most
-// maxIDs publish ids in all (spread over the shards; the oldest go first). now is a monotonic
-// clock in ns (nil: the process's monotonic clock).
-func NewTable(window time.Duration, maxIDs int, now func() int64) *Table {
-	if now == nil {
+// NewTable returns an empty table.
+func NewTable(cfg TableConfig) *Table {
+	if cfg.Now == nil {
 		base := time.Now()
-		now = func() int64 { return int64(time.Since(base)) }
+		cfg.Now = func() int64 { return int64(time.Since(base)) }
 	}
-	t := &Table{window: int64(window), capPerShard: max(1, maxIDs/numShards), now: now}
+	if cfg.MetaTTL <= 0 {
+		cfg.MetaTTL = DefaultMetaTTL
+	}
+	if cfg.HistoryMaxBytes <= 0 {
+		cfg.HistoryMaxBytes = DefaultHistoryMaxBytes
+	}
+	t := &Table{cfg: cfg, capPerShard: max(1, cfg.DedupMaxIDs/numShards),
+		bytesShard: max(1, cfg.HistoryMaxBytes/numShards), now: cfg.Now}
 	for i := range t.shards {
 		t.shards[i].channels = make(map[string]*Channel)
 		t.shards[i].seen = make(map[string]int64)
@@ -74,37 +127,71 @@ func (t *Table) shard(name string) *tableShard {
 	return &t.shards[xxhash.Sum64String(name)&(numShards-1)]
 }
 
-// Join records that loop now has its first subscriber of the channel, creating the channel if
-// needed, and returns it with its current sequence number (a subscriber sees messages after it).
-func (t *Table) Join(name string, loop int) (*Channel, uint64) {
-	s := t.shard(name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// newEpoch returns a fresh epoch: 8 characters of [A-Z2-7] (never ':' or ',').
+func newEpoch() string {
+	return rand.Text()[:8]
+}
+
+// channelLocked returns the channel, creating it (with a new epoch) if needed. Shard lock held.
+func (t *Table) channelLocked(s *tableShard, name string, now int64) *Channel {
+	t.sweepLocked(s, now)
 	ch := s.channels[name]
 	if ch == nil {
-		ch = &Channel{Name: name}
+		ch = &Channel{Name: name, epoch: newEpoch(), active: now}
 		s.channels[name] = ch
 		t.Channels.Add(1)
 	}
+	return ch
+}
+
+// Join records that loop has a subscriber of the channel (creating the channel if needed) and
+// returns it with its current position. With since, it also returns the frames of the messages
+// after since.Seq (oldest first) and recovered=true when they are exactly the ones the
+// subscriber missed: same epoch, and history holds every message from since.Seq+1 to the top.
+// Otherwise recovered is false and nothing is replayed. A subscriber that joins here receives
+// every message after the returned position, and only those: the position and the replay are
+// read under the lock under which publishes are numbered and posted.
+func (t *Table) Join(name string, loop int, since *Position) (ch *Channel, top Position, replay [][]byte, recovered bool) {
+	s := t.shard(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := t.now()
+	ch = t.channelLocked(s, name, now)
 	w, b := loop/64, uint64(1)<<(loop%64)
 	if ch.loops[w]&b == 0 {
 		ch.loops[w] |= b
 		ch.loopCount++
 	}
-	return ch, ch.seq
+	top = Position{Seq: ch.seq, Epoch: ch.epoch}
+	if since != nil {
+		replay, recovered = t.recoverLocked(s, ch, *since, now)
+	}
+	return ch, top, replay, recovered
 }
 
-// Seq returns a channel's current sequence number (for a connection joining a channel its loop
-// already has).
-func (t *Table) Seq(ch *Channel) uint64 {
-	s := t.shard(ch.Name)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return ch.seq
+// recoverLocked returns the frames after since and whether they are the complete gap.
+func (t *Table) recoverLocked(s *tableShard, ch *Channel, since Position, now int64) ([][]byte, bool) {
+	if since.Epoch != ch.epoch || since.Seq > ch.seq {
+		return nil, false
+	}
+	if since.Seq == ch.seq {
+		return nil, true
+	}
+	t.expireHistoryLocked(s, now)
+	first, ok := ch.hist.first()
+	if !ok || first > since.Seq+1 {
+		return nil, false
+	}
+	var out [][]byte
+	ch.hist.each(since.Seq, func(e *histEntry) bool {
+		out = append(out, e.frame)
+		return true
+	})
+	return out, true
 }
 
-// Leave records that loop has no subscriber of ch any more; the channel is dropped when no loop
-// has one (its sequence starts again from 0 if it is subscribed again).
+// Leave records that loop has no subscriber of ch any more. The channel's numbering survives
+// for MetaTTL after the last of its publishes and subscribers.
 func (t *Table) Leave(ch *Channel, loop int) {
 	s := t.shard(ch.Name)
 	s.mu.Lock()
@@ -115,41 +202,46 @@ func (t *Table) Leave(ch *Channel, loop int) {
 	}
 	ch.loops[w] &^= b
 	ch.loopCount--
-	if ch.loopCount == 0 && s.channels[ch.Name] == ch {
-		delete(s.channels, ch.Name)
-		t.Channels.Add(-1)
-	}
+	ch.active = t.now()
 }
 
 // PublishResult says what a publish did.
 type PublishResult struct {
 	Seq       uint64
+	Epoch     string
 	Duplicate bool
 }
 
-// Publish assigns the next sequence number of channel name and calls post(loop, seq) for every
-// loop with subscribers, all under the shard lock, so that the per-loop task queues receive a
-// channel's messages in sequence order. encode(seq) runs first, under the lock, and builds the
-// message (once, for every loop). A non-empty id seen on this channel within the window makes it
-// a duplicate: nothing is posted and no sequence number is used. A channel without subscribers
-// uses no sequence number either (nobody could observe it) but still records the id.
-func (t *Table) Publish(name, id string, encode func(seq uint64), post func(loop int, seq uint64)) PublishResult {
+// Publish assigns the next sequence number of channel name (creating the channel if needed),
+// keeps the message in history and calls post(loop, seq) for every loop with subscribers, all
+// under the shard lock, so that the per-loop task queues receive a channel's messages in
+// sequence order. encode(seq) runs first, under the lock, and returns the message's frame
+// (built once, for history and every loop) and the offset of its data inside the frame. A
+// non-empty id seen on this channel within the dedup window makes it a duplicate: nothing is
+// numbered, kept or posted.
+func (t *Table) Publish(name, id string, encode func(seq uint64) (frame []byte, dataOff int),
+	post func(loop int, seq uint64)) PublishResult {
 	s := t.shard(name)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if id != "" && t.window > 0 {
-		if t.seenLocked(s, name, id) {
+	now := t.now()
+	if id != "" && t.cfg.DedupWindow > 0 {
+		if t.seenLocked(s, name, id, now) {
 			t.Duplicates.Add(1)
 			return PublishResult{Duplicate: true}
 		}
 	}
 	t.Publishes.Add(1)
-	ch := s.channels[name]
-	if ch == nil {
-		return PublishResult{}
-	}
+	ch := t.channelLocked(s, name, now)
 	ch.seq++
-	encode(ch.seq)
+	ch.active = now
+	frame, off := encode(ch.seq)
+	t.keepLocked(s, ch, histEntry{seq: ch.seq, at: now, id: id, frame: frame, dataOff: int32(off)})
+	t.postLocked(ch, post)
+	return PublishResult{Seq: ch.seq, Epoch: ch.epoch}
+}
+
+func (t *Table) postLocked(ch *Channel, post func(loop int, seq uint64)) {
 	for w, word := range ch.loops {
 		for word != 0 {
 			bit := word & -word
@@ -157,7 +249,6 @@ func (t *Table) Publish(name, id string, encode func(seq uint64), post func(loop
 			post(w*64+trailingZeros(bit), ch.seq)
 		}
 	}
-	return PublishResult{Seq: ch.seq}
 }
 
 func trailingZeros(x uint64) int {
@@ -170,17 +261,10 @@ func trailingZeros(x uint64) int {
 }
 
 // seenLocked reports whether id was published on name within the window, recording it if not.
-func (t *Table) seenLocked(s *tableShard, name, id string) bool {
-	now := t.now()
+func (t *Table) seenLocked(s *tableShard, name, id string, now int64) bool {
 	// Expire from the front of the FIFO.
 	for s.fifoHead < len(s.fifo) && (s.fifo[s.fifoHead].expiry <= now || len(s.fifo)-s.fifoHead > t.capPerShard) {
-		e := s.fifo[s.fifoHead]
-		if exp, ok := s.seen[e.key]; ok && exp == e.expiry {
-			delete(s.seen, e.key)
-			t.DedupIDs.Add(-1)
-		}
-		s.fifo[s.fifoHead] = dedupEntry{}
-		s.fifoHead++
+		t.forgetOldestIDLocked(s)
 	}
 	if s.fifoHead > len(s.fifo)/2 && s.fifoHead > 64 {
 		n := copy(s.fifo, s.fifo[s.fifoHead:])
@@ -192,22 +276,43 @@ func (t *Table) seenLocked(s *tableShard, name, id string) bool {
 	if exp, ok := s.seen[key]; ok && exp > now {
 		return true
 	}
-	exp := now + t.window
+	exp := now + int64(t.cfg.DedupWindow)
 	if _, ok := s.seen[key]; !ok {
 		t.DedupIDs.Add(1)
 	}
 	s.seen[key] = exp
 	s.fifo = append(s.fifo, dedupEntry{key: key, expiry: exp})
 	if len(s.fifo)-s.fifoHead > t.capPerShard {
-		e := s.fifo[s.fifoHead]
-		if ex, ok := s.seen[e.key]; ok && ex == e.expiry {
-			delete(s.seen, e.key)
-			t.DedupIDs.Add(-1)
-		}
-		s.fifo[s.fifoHead] = dedupEntry{}
-		s.fifoHead++
+		t.forgetOldestIDLocked(s)
 	}
 	return false
+}
+
+// forgetOldestIDLocked drops the FIFO's head (and its id, unless the id was recorded again).
+func (t *Table) forgetOldestIDLocked(s *tableShard) {
+	e := s.fifo[s.fifoHead]
+	if exp, ok := s.seen[e.key]; ok && exp == e.expiry {
+		delete(s.seen, e.key)
+		t.DedupIDs.Add(-1)
+	}
+	s.fifo[s.fifoHead] = dedupEntry{}
+	s.fifoHead++
+}
+
+// sweepLocked drops the shard's channels that have had no publish and no subscriber for
+// MetaTTL, at most once per MetaTTL/8 per shard (each look walks the shard's channels).
+func (t *Table) sweepLocked(s *tableShard, now int64) {
+	if now < s.nextSweep {
+		return
+	}
+	s.nextSweep = now + int64(t.cfg.MetaTTL)/8
+	for name, ch := range s.channels {
+		if ch.loopCount == 0 && now-ch.active >= int64(t.cfg.MetaTTL) {
+			t.dropHistoryLocked(s, ch)
+			delete(s.channels, name)
+			t.Channels.Add(-1)
+		}
+	}
 }
 
 // ChannelInfo is one row of a channel listing.
@@ -215,6 +320,7 @@ type ChannelInfo struct {
 	Channel     string `json:"channel"`
 	Subscribers int64  `json:"subscribers"`
 	Seq         uint64 `json:"seq"`
+	Epoch       string `json:"epoch"`
 }
 
 // List returns every channel with its subscriber count, in no particular order.
@@ -223,8 +329,9 @@ func (t *Table) List() []ChannelInfo {
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
+		t.sweepLocked(s, t.now())
 		for _, ch := range s.channels {
-			out = append(out, ChannelInfo{Channel: ch.Name, Subscribers: ch.Subscribers.Load(), Seq: ch.seq})
+			out = append(out, ChannelInfo{Channel: ch.Name, Subscribers: ch.Subscribers.Load(), Seq: ch.seq, Epoch: ch.epoch})
 		}
 		s.mu.Unlock()
 	}

@@ -77,6 +77,11 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&ps.DedupMaxIDs, "dedup-max-ids", 100000, "pubsub: most publish ids remembered across all channels (bounds dedup memory; oldest forgotten first)")
 	fs.IntVar(&ps.MaxChannels, "max-channels", 128, "pubsub: channels one connection may subscribe to")
 	fs.IntVar(&ps.MaxErrors, "max-errors", 10, "pubsub: bad requests a connection may send before it is closed with 1008")
+	fs.IntVar(&ps.HistorySize, "history-size", 100, "pubsub: messages kept per channel for recovery (subscribe with since) and /api/history; 0 turns history off")
+	fs.DurationVar(&ps.HistoryTTL, "history-ttl", 5*time.Minute, "pubsub: how long a message stays in history")
+	fs.DurationVar(&ps.HistoryMetaTTL, "history-meta-ttl", 24*time.Hour, "pubsub: how long a channel's numbering and epoch survive without any publish or subscriber (at least -history-ttl)")
+	ps.HistoryMaxBytes = 64 << 20
+	fs.Var((*byteSize)(&ps.HistoryMaxBytes), "history-max-bytes", "pubsub: memory for history across all channels (bytes; K, KiB, M, MiB suffixes); the oldest messages go first")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
