@@ -1,5 +1,7 @@
 package bench
 
+import "time"
+
 // Timer kinds.
 const (
 	timerHandshake uint8 = iota // connect+handshake deadline
@@ -60,4 +62,33 @@ func (h *timerHeap) pop() timer {
 	}
 	*h = s
 	return top
+}
+
+// After arranges for Handler.OnTimer(c, tag) to run after d, unless the slot
+// is dialled again first.
+func (c *Conn) After(d time.Duration, tag uint8) {
+	l := c.loop
+	l.timers.push(timer{at: l.e.Now() + int64(d), local: c.local, gen: c.gen, kind: timerUser, tag: tag})
+}
+
+func (l *Loop) fireTimers() {
+	for len(l.timers) > 0 && l.timers[0].at <= l.now {
+		t := l.timers.pop()
+		c := &l.conns[t.local]
+		if c.gen != t.gen {
+			continue
+		}
+		switch t.kind {
+		case timerHandshake:
+			if c.state == stConnecting || c.state == stHandshake {
+				c.shut(ReasonHandshakeTime, 0, nil)
+			}
+		case timerClose:
+			if c.state == stClosing {
+				c.shut(ReasonCloseTimeout, 0, nil)
+			}
+		case timerUser:
+			l.e.h.OnTimer(c, t.tag)
+		}
+	}
 }
