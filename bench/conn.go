@@ -1,8 +1,6 @@
 package bench
 
-import (
-	"github.com/gobwas/ws"
-)
+import "github.com/gobwas/ws"
 
 // Connection states.
 const (

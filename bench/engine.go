@@ -145,9 +145,6 @@ func (e *Engine) Now() int64 { return int64(time.Since(e.base)) }
 // Loops returns the loops; index i owns the slots s with s % len == i.
 func (e *Engine) Loops() []*Loop { return e.loops }
 
-// Config returns the configuration with defaults applied.
-func (e *Engine) Config() EngineConfig { return e.cfg }
-
 // Sync runs f on each loop goroutine in turn, waiting for one loop to finish
 // before posting to the next, so f may accumulate into shared variables
 // without locks. It must only be called while the engine runs, from outside

@@ -1,8 +1,6 @@
 package bench
 
-import (
-	"github.com/gobwas/ws"
-)
+import "github.com/gobwas/ws"
 
 // CloseEvent says why a connection slot went back to idle.
 type CloseEvent struct {

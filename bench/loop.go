@@ -113,9 +113,6 @@ func (l *Loop) closeFDs() {
 // Index returns the loop's position in Engine.Loops.
 func (l *Loop) Index() int { return l.idx }
 
-// Engine returns the engine the loop belongs to.
-func (l *Loop) Engine() *Engine { return l.e }
-
 // NumConns returns the number of slots the loop owns.
 func (l *Loop) NumConns() int { return len(l.conns) }
 

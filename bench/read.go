@@ -193,6 +193,5 @@ func (c *Conn) deliver(op ws.OpCode, payload []byte) {
 	if c.state != stOpen {
 		return // data after our close frame is discarded (RFC 6455 1.4)
 	}
-	c.loop.stats.msgsIn.Add(1)
 	c.loop.e.h.OnMessage(c, op, payload)
 }

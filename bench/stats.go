@@ -1,8 +1,6 @@
 package bench
 
-import (
-	"sync/atomic"
-)
+import "sync/atomic"
 
 // EngineStats are counters summed over the loops. They may be read from
 // any goroutine while the engine runs.
@@ -12,8 +10,6 @@ type EngineStats struct {
 	Failed  int64 // attempts that ended before the handshake completed
 	Closed  int64 // open connections that ended
 	Open    int64 // connections open now
-	MsgsIn  int64 // data messages received
-	MsgsOut int64 // data messages sent
 	PingsIn int64 // pings answered
 }
 
@@ -25,8 +21,6 @@ func (e *Engine) Stats() EngineStats {
 		s.Opened += l.stats.opened.Load()
 		s.Failed += l.stats.failed.Load()
 		s.Closed += l.stats.closed.Load()
-		s.MsgsIn += l.stats.msgsIn.Load()
-		s.MsgsOut += l.stats.msgsOut.Load()
 		s.PingsIn += l.stats.pingsIn.Load()
 	}
 	s.Open = s.Opened - s.Closed
@@ -35,6 +29,5 @@ func (e *Engine) Stats() EngineStats {
 
 // loopStats are written by the loop goroutine only and read by anyone.
 type loopStats struct {
-	dials, opened, failed, closed atomic.Int64
-	msgsIn, msgsOut, pingsIn      atomic.Int64
+	dials, opened, failed, closed, pingsIn atomic.Int64
 }

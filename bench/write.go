@@ -25,7 +25,6 @@ func (c *Conn) Send(op ws.OpCode, payload []byte) bool {
 	if c.state != stOpen {
 		return false
 	}
-	c.loop.stats.msgsOut.Add(1)
 	c.sendFrame(op, payload)
 	return c.state != stIdle
 }
