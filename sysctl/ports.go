@@ -222,17 +222,17 @@ func ListenPortWarnings(root string, listeners ...Listener) []string {
 }
 
 func (h host) listenPortWarnings(listeners []Listener) []string {
-	type exposedPort struct {
+	type listenerPort struct {
 		l    Listener
 		port uint16
 	}
-	var ports []uint16
+	var bound []listenerPort
 	for _, l := range listeners {
 		if p, ok, err := l.listenPort(); ok && err == nil {
-			ports = append(ports, p)
+			bound = append(bound, listenerPort{l, p})
 		}
 	}
-	if len(ports) == 0 {
+	if len(bound) == 0 {
 		return nil
 	}
 	e, ok, err := h.readEphemeral()
@@ -242,10 +242,10 @@ func (h host) listenPortWarnings(listeners []Listener) []string {
 	if !ok {
 		return nil
 	}
-	var bad []exposedPort
-	for _, l := range listeners {
-		if p, ok, err := l.listenPort(); ok && err == nil && e.exposed(p) {
-			bad = append(bad, exposedPort{l, p})
+	var bad []listenerPort
+	for _, b := range bound {
+		if e.exposed(b.port) {
+			bad = append(bad, b)
 		}
 	}
 	if len(bad) == 0 {
@@ -255,14 +255,18 @@ func (h host) listenPortWarnings(listeners []Listener) []string {
 	for _, b := range bad {
 		fix = fix.withPorts(b.port)
 	}
+	lists := "which lists nothing"
+	if len(e.reserved) > 0 {
+		lists = "which lists " + e.reserved.String()
+	}
 	warn := make([]string, 0, len(bad))
 	for _, b := range bad {
-		warn = append(warn, fmt.Sprintf("listen port %d (%s %s) is inside %s %d-%d and not in %s (%q): "+
+		warn = append(warn, fmt.Sprintf("listen port %d (%s %s) is inside %s %d-%d and not in %s (%s): "+
 			"an outgoing connection from this host (a load driver, a proxy, a broker client) can be given it "+
 			"as its local port, and while that socket lives (up to 60 s in TIME_WAIT after it closes) wsgate "+
 			"cannot bind the port: a restart fails with \"bind: address already in use\". Reserve it: "+
 			"sudo sysctl -w %s=%s (wsgate sysctl apply does it for its listen ports; docs/tuning.md)",
-			b.port, b.l.Name, b.l.Addr, keyPortRange, e.lo, e.hi, keyReservedPorts, e.reserved.String(),
+			b.port, b.l.Name, b.l.Addr, keyPortRange, e.lo, e.hi, keyReservedPorts, lists,
 			keyReservedPorts, fix.String()))
 	}
 	return warn
