@@ -13,15 +13,11 @@ func (c *Conn) readAll(hup bool) {
 	l := c.loop
 	gen := c.gen
 	for {
-		n, err := unix.Read(int(c.fd), l.rbuf)
+		n, err := ignoringEINTR(unix.Read, int(c.fd), l.rbuf)
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
+			if !errors.Is(err, unix.EAGAIN) {
+				c.shut(errnoReason(err), 0, err)
 			}
-			if errors.Is(err, unix.EAGAIN) {
-				return
-			}
-			c.shut(errnoReason(err), 0, err)
 			return
 		}
 		if n == 0 {

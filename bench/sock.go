@@ -65,6 +65,18 @@ func connectResult(fd int) error {
 	return nil
 }
 
+// ignoringEINTR calls fn (unix.Read or unix.Write) on fd and p again for as
+// long as a signal interrupts it (EINTR, signal(7)), as Go's internal/poll
+// does. Every other error, EAGAIN included, is the caller's to handle.
+func ignoringEINTR(fn func(fd int, p []byte) (int, error), fd int, p []byte) (int, error) {
+	for {
+		n, err := fn(fd, p)
+		if !errors.Is(err, unix.EINTR) {
+			return n, err
+		}
+	}
+}
+
 // Failure reasons. They are stable strings because they become map keys in
 // results and columns in reports.
 const (

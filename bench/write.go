@@ -50,14 +50,11 @@ func (c *Conn) write(p []byte) {
 		return
 	}
 	for len(p) > 0 {
-		n, err := unix.Write(int(c.fd), p)
+		n, err := ignoringEINTR(unix.Write, int(c.fd), p)
+		if errors.Is(err, unix.EAGAIN) {
+			break
+		}
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if errors.Is(err, unix.EAGAIN) {
-				break
-			}
 			c.shut(errnoReason(err), 0, err)
 			return
 		}
@@ -72,15 +69,11 @@ func (c *Conn) write(p []byte) {
 // flush writes queued output after EPOLLOUT.
 func (c *Conn) flush() {
 	for c.wpos < len(c.wq) {
-		n, err := unix.Write(int(c.fd), c.wq[c.wpos:])
+		n, err := ignoringEINTR(unix.Write, int(c.fd), c.wq[c.wpos:])
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
+			if !errors.Is(err, unix.EAGAIN) {
+				c.shut(errnoReason(err), 0, err)
 			}
-			if errors.Is(err, unix.EAGAIN) {
-				return
-			}
-			c.shut(errnoReason(err), 0, err)
 			return
 		}
 		c.wpos += n
