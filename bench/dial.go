@@ -1,10 +1,6 @@
 package bench
 
-import (
-	"encoding/binary"
-
-	"golang.org/x/sys/unix"
-)
+import "golang.org/x/sys/unix"
 
 const dialsPerPass = 256 // bounds one pass so a burst does not starve reads
 
@@ -83,17 +79,4 @@ func (c *Conn) Dial() {
 	if done {
 		c.connected()
 	}
-}
-
-// connected sends the opening handshake (RFC 6455 4.1) with a fresh nonce.
-func (c *Conn) connected() {
-	l := c.loop
-	var nonce [16]byte
-	binary.LittleEndian.PutUint64(nonce[:8], l.rng.Uint64())
-	binary.LittleEndian.PutUint64(nonce[8:], l.rng.Uint64())
-	c.key = makeKey(nonce)
-	c.state = stHandshake
-	cfg := &l.e.cfg
-	l.wbuf = appendUpgradeRequest(l.wbuf[:0], cfg.Host, cfg.Path, c.key[:], cfg.Header)
-	c.write(l.wbuf)
 }

@@ -47,43 +47,18 @@ func (c *Conn) onEOF() {
 }
 
 // consume handles bytes just read. While the handshake is pending they
-// accumulate in rq; afterwards frames are parsed in place from the loop's
-// read buffer and only an incomplete tail is copied into rq.
+// accumulate in rq (see upgradeResponse); afterwards frames are parsed in
+// place from the loop's read buffer and only an incomplete tail is copied
+// into rq.
 func (c *Conn) consume(data []byte) {
-	l := c.loop
-	gen := c.gen
 	if c.state == stHandshake {
-		if c.rq == nil {
-			c.rq = l.getBuf(len(data))
-		}
-		c.rq = append(c.rq, data...)
-		n, status, err := parseUpgradeResponse(c.rq, c.key[:])
-		if err != nil {
-			reason := ReasonBadHandshake
-			if errors.Is(err, errStatus) {
-				reason = ReasonHTTPStatus
-			}
-			c.shut(reason, status, err)
-			return
-		}
-		if n == 0 {
-			return
-		}
-		c.state = stOpen
-		l.stats.opened.Add(1)
-		l.e.h.OnOpen(c)
-		if c.gen != gen || c.state == stIdle {
-			return
-		}
-		m := copy(c.rq, c.rq[n:])
-		c.rq = c.rq[:m]
-		if m == 0 {
-			l.putBuf(c.rq)
-			c.rq = nil
+		if !c.upgradeResponse(data) {
 			return
 		}
 		data = nil
 	}
+	l := c.loop
+	gen := c.gen
 	var buf []byte
 	inRQ := c.rq != nil
 	if inRQ {
