@@ -27,9 +27,17 @@ func (s *Server) startAdmin() error {
 		select {
 		case <-s.stopped:
 			http.Error(w, "shutting down\n", http.StatusServiceUnavailable)
+			return
 		default:
-			fmt.Fprintf(w, "ok\nconnections %d\n", s.held.Load())
 		}
+		if app, ok := s.cfg.Handler.(Application); ok {
+			if err := app.Health(); err != nil {
+				// Load balancers and reconnecting clients move elsewhere meanwhile.
+				http.Error(w, "unavailable: "+err.Error()+"\n", http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintf(w, "ok\nconnections %d\n", s.held.Load())
 	})
 	mux.HandleFunc("GET /{$}", s.serveDemo) // the demo page (demo.go); "/{$}" is "/" only, so no key
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

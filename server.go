@@ -29,11 +29,14 @@ const (
 // Application is implemented by a Handler that needs more of the server than connection events,
 // as the pub/sub gateway does: Start receives the engines (one per loop, in loop order) and the
 // server's metric set once, after the engines exist and before any loop runs; Routes adds its
-// HTTP endpoints to the admin listener.
+// HTTP endpoints to the admin listener; Health says why it cannot serve (/healthz answers 503
+// with it), or nil; Close releases what Start took, once the loops have stopped.
 type Application interface {
 	conn.Handler
 	Start(engines []*conn.Engine, m *metrics.Set) error
 	Routes(mux *http.ServeMux)
+	Health() error
+	Close() error
 }
 
 // Config is everything a Server needs: the engine's settings and the application to run. Zero
@@ -249,6 +252,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		s.stopLoops()
 		s.stopAdmin()
+		if app, ok := s.cfg.Handler.(Application); ok {
+			if err := app.Close(); err != nil {
+				s.log.Warn("closing the application", "err", err)
+			}
+		}
 	})
 	return result
 }

@@ -10,7 +10,7 @@ declare -A allow=(
   [netpoll]="golang.org/x/sys/"
   [conn]="$mod/frame $mod/ringbuf $mod/netpoll github.com/gobwas/ws golang.org/x/sys/"
   [shard]="$mod/conn github.com/cespare/xxhash/v2"
-  [pubsub]="$mod/shard $mod/conn $mod/frame github.com/VictoriaMetrics/metrics github.com/gobwas/ws"
+  [pubsub]="$mod/shard $mod/conn $mod/frame github.com/VictoriaMetrics/metrics github.com/gobwas/ws github.com/cespare/xxhash/v2 github.com/nats-io/nats.go"
   [sysctl]="golang.org/x/sys/"
   [bench]="github.com/gobwas/ws golang.org/x/sys/"
 )

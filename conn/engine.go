@@ -156,6 +156,19 @@ func (e *Engine) Loop() *netpoll.Loop { return e.loop }
 // Post runs fn on the engine's loop goroutine. Any goroutine. False if the loop has stopped.
 func (e *Engine) Post(fn func()) bool { return e.loop.Post(fn) }
 
+// Lookup returns the open connection with this ID (Conn.ID), or nil when it has closed since.
+// Loop goroutine only: work that finished elsewhere (a cluster publish's answer) comes back to a
+// connection by posting a task that looks it up.
+func (e *Engine) Lookup(id uint64) *Conn {
+	fd := int(id & fdMask)
+	if fd < len(e.conns) {
+		if c := e.conns[fd]; c != nil && c.id == id && c.state == stateOpen {
+			return c
+		}
+	}
+	return nil
+}
+
 // Connections returns the sockets held, handshaking or open, by every engine that shares this
 // engine's counter (NewEngine's held: the whole server). Any goroutine.
 func (e *Engine) Connections() int64 { return e.held.Load() }

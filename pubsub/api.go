@@ -142,7 +142,7 @@ func (p *PubSub) handlePublish(w http.ResponseWriter, r *http.Request) {
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct == "application/x-ndjson" || ct == "application/jsonl" {
-		p.publishBatch(w, body)
+		p.publishBatch(w, r, body)
 		return
 	}
 	b, err := decodePublish(body)
@@ -150,7 +150,11 @@ func (p *PubSub) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	out := p.Publish(b.Channel, b.ID, b.Data, true)
+	out, err := p.Publish(r.Context(), b.Channel, b.ID, b.Data, true)
+	if err != nil {
+		writeJSONError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
 	rep := publishReply{Channel: b.Channel, Seq: out.Seq, ID: b.ID, Delivered: out.Delivered, Duplicate: out.Duplicate}
 	status := http.StatusOK
 	if out.Duplicate {
@@ -159,7 +163,7 @@ func (p *PubSub) handlePublish(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, rep)
 }
 
-func (p *PubSub) publishBatch(w http.ResponseWriter, body []byte) {
+func (p *PubSub) publishBatch(w http.ResponseWriter, r *http.Request, body []byte) {
 	var batch []publishBody
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(make([]byte, 0, 64<<10), maxAPIBody)
@@ -186,7 +190,13 @@ func (p *PubSub) publishBatch(w http.ResponseWriter, body []byte) {
 	results := make([]publishReply, len(batch))
 	total := 0
 	for i, b := range batch {
-		out := p.Publish(b.Channel, b.ID, b.Data, true)
+		out, err := p.Publish(r.Context(), b.Channel, b.ID, b.Data, true)
+		if err != nil {
+			// Lines before this one were published; say which, so the caller resends the rest.
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": err.Error(),
+				"published": i, "delivered": total, "results": results[:i]})
+			return
+		}
 		results[i] = publishReply{Channel: b.Channel, Seq: out.Seq, ID: b.ID, Delivered: out.Delivered, Duplicate: out.Duplicate}
 		total += out.Delivered
 	}
@@ -217,7 +227,11 @@ func (p *PubSub) handleBroadcast(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	n := p.Broadcast(b.ID, b.Data, true)
+	n, err := p.Broadcast(b.ID, b.Data, true)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": err.Error(), "delivered": n})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]int{"delivered": n})
 }
 
@@ -251,6 +265,9 @@ func (p *PubSub) handleStats(w http.ResponseWriter, r *http.Request) {
 	}
 	out["connections"] = open
 	out["slow_consumers"] = slow
+	if id := p.NodeID(); id != "" {
+		out["node_id"] = id
+	}
 	for _, c := range counters {
 		out[c.stat] = c.get(p)
 	}

@@ -39,9 +39,9 @@ func encodeMessage(channel string, seq uint64, id string, data []byte) (frameByt
 	return b, dataOff
 }
 
-// encodeBroadcast builds the complete WebSocket frame of a broadcast:
-// {"op":"broadcast","id":I,"data":D} ("id" omitted when empty).
-func encodeBroadcast(id string, data []byte) []byte {
+// encodeBroadcastPayload builds a broadcast's text: {"op":"broadcast","id":I,"data":D} ("id"
+// omitted when empty).
+func encodeBroadcastPayload(id string, data []byte) []byte {
 	payload := []byte(`{"op":"broadcast"`)
 	if id != "" {
 		payload = append(payload, `,"id":`...)
@@ -49,9 +49,11 @@ func encodeBroadcast(id string, data []byte) []byte {
 	}
 	payload = append(payload, `,"data":`...)
 	payload = append(payload, data...)
-	payload = append(payload, '}')
-	return frame.AppendFrame(make([]byte, 0, frame.HeaderLen(len(payload))+len(payload)), ws.OpText, payload)
+	return append(payload, '}')
 }
+
+// opText is the opcode of every frame the gateway sends.
+const opText = ws.OpText
 
 // appendSubscribed appends the reply to a subscribe: {"op":"subscribed","channel":C,"seq":N,
 // "epoch":"E"}, with "recovered" when the client asked for recovery.

@@ -2,9 +2,11 @@ package pubsub
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"strconv"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -48,6 +50,7 @@ const (
 	ErrCodeBadChannel    = 422 // invalid channel name or id
 	ErrCodeTooMany       = 429 // too many channels on this connection
 	ErrCodeNotSubscribed = 404 // unsubscribe from a channel not subscribed
+	ErrCodeUnavailable   = 503 // cluster mode: NATS cannot be reached; retry
 )
 
 const (
@@ -121,29 +124,83 @@ func (p *PubSub) OnMessage(c *conn.Conn, op ws.OpCode, payload []byte) {
 			p.replyError(c, cl, code, err.Error())
 			return
 		}
-		res := p.Publish(req.Channel, req.ID, req.Data, false)
-		p.reply(c, func(b []byte) []byte {
-			if res.Duplicate {
-				b = append(b, `{"op":"duplicate","channel":"`...)
-				b = append(b, req.Channel...)
-				b = append(b, `","id":`...)
-				b = appendJSONString(b, req.ID)
-				return append(b, '}')
-			}
-			b = append(b, `{"op":"published","channel":"`...)
-			b = append(b, req.Channel...)
-			b = append(b, `","seq":`...)
-			b = strconv.AppendUint(b, res.Seq, 10)
-			if req.ID != "" {
-				b = append(b, `,"id":`...)
-				b = appendJSONString(b, req.ID)
-			}
-			return append(b, '}')
-		})
+		if p.cluster != nil {
+			p.publishAsync(c, req)
+			return
+		}
+		res, _ := p.Publish(context.Background(), req.Channel, req.ID, req.Data, false) // no error on a single node
+		p.replyPublished(c, req.Channel, req.ID, res)
 	default:
 		p.replyError(c, cl, ErrCodeBadRequest, "unknown op")
 	}
 }
+
+// replyPublished answers a client's publish: published with its seq, or duplicate.
+func (p *PubSub) replyPublished(c *conn.Conn, channel, id string, res PublishOutcome) {
+	p.reply(c, func(b []byte) []byte {
+		if res.Duplicate {
+			b = append(b, `{"op":"duplicate","channel":"`...)
+			b = append(b, channel...)
+			b = append(b, `","id":`...)
+			b = appendJSONString(b, id)
+			return append(b, '}')
+		}
+		b = append(b, `{"op":"published","channel":"`...)
+		b = append(b, channel...)
+		b = append(b, `","seq":`...)
+		b = strconv.AppendUint(b, res.Seq, 10)
+		if id != "" {
+			b = append(b, `,"id":`...)
+			b = appendJSONString(b, id)
+		}
+		return append(b, '}')
+	})
+}
+
+// publishAsync sends a client's publish through the cluster off the loop (it waits for NATS) and
+// brings the answer back to the connection, if it is still there, on its loop. Loop goroutine.
+// req's fields are the request's own copies (json.Unmarshal copies strings and RawMessage).
+func (p *PubSub) publishAsync(c *conn.Conn, req request) {
+	select {
+	case p.publishing <- struct{}{}:
+	default:
+		p.replyStatus(c, ErrCodeUnavailable, "too many publishes in flight on this node; retry")
+		return
+	}
+	e, id := c.Engine(), c.ID()
+	go func() {
+		defer func() { <-p.publishing }()
+		ctx, cancel := context.WithTimeout(context.Background(), clientPublishTimeout)
+		res, err := p.Publish(ctx, req.Channel, req.ID, req.Data, false)
+		cancel()
+		e.Post(func() {
+			c := e.Lookup(id)
+			if c == nil {
+				return // gone meanwhile
+			}
+			if err != nil {
+				p.replyStatus(c, ErrCodeUnavailable, err.Error())
+				return
+			}
+			p.replyPublished(c, req.Channel, req.ID, res)
+		})
+	}()
+}
+
+// replyStatus sends {"op":"error","code":N,"reason":R} without counting it against the client
+// (the server's trouble, not the client's).
+func (p *PubSub) replyStatus(c *conn.Conn, code int, reason string) {
+	p.reply(c, func(b []byte) []byte {
+		b = append(b, `{"op":"error","code":`...)
+		b = strconv.AppendInt(b, int64(code), 10)
+		b = append(b, `,"reason":`...)
+		b = appendJSONString(b, reason)
+		return append(b, '}')
+	})
+}
+
+// clientPublishTimeout bounds a client publish's round trip through the cluster.
+const clientPublishTimeout = 10 * time.Second
 
 // reply encodes a text message with fill into pooled scratch and queues it (copied) on c.
 func (p *PubSub) reply(c *conn.Conn, fill func([]byte) []byte) {
@@ -154,15 +211,10 @@ func (p *PubSub) reply(c *conn.Conn, fill func([]byte) []byte) {
 	p.scratch.Put(bp)
 }
 
+// replyError answers a bad request; it counts toward MaxErrors.
 func (p *PubSub) replyError(c *conn.Conn, cl *client, code int, reason string) {
 	cl.errors++
-	p.reply(c, func(b []byte) []byte {
-		b = append(b, `{"op":"error","code":`...)
-		b = strconv.AppendInt(b, int64(code), 10)
-		b = append(b, `,"reason":`...)
-		b = appendJSONString(b, reason)
-		return append(b, '}')
-	})
+	p.replyStatus(c, code, reason)
 	if cl.errors >= p.cfg.MaxErrors {
 		c.Close(ws.StatusPolicyViolation, closeReasonTooManyErr)
 	}

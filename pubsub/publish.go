@@ -1,11 +1,13 @@
 package pubsub
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate/conn"
+	"github.com/wsgate/wsgate/frame"
 	"github.com/wsgate/wsgate/shard"
 )
 
@@ -14,18 +16,24 @@ type PublishOutcome struct {
 	Seq       uint64
 	Epoch     string
 	Duplicate bool
-	Delivered int // subscribers reached (only when the caller waited)
+	Delivered int // subscribers reached on this node (only when the caller waited)
 }
 
 // Publish sends data (valid JSON, validated by the caller with checkPublish) to every subscriber
 // of channel. The message frame is encoded once and shared by every subscriber's queue. With wait
-// it returns after every loop has queued the message, with the number of subscribers reached.
-// Any goroutine except a loop goroutine when wait is set (a loop must not wait on itself).
+// it returns after this node's loops have queued the message, with the number of subscribers
+// they reached. Any goroutine except a loop goroutine (a loop must not wait, nor do I/O).
 //
-// This is the seam of the package: every publish, whatever its entry point, passes here, where
-// it is numbered, deduplicated and kept in history (the channel table) and meets the local
-// fan-out (deliver). A channel without subscribers is numbered and kept all the same.
-func (p *PubSub) Publish(channel, id string, data []byte, wait bool) PublishOutcome {
+// This is the seam of the package: every publish, whatever its entry point, passes here. On a
+// single node the channel table numbers, deduplicates and keeps it, and it meets the local
+// fan-out under the table's lock. In a cluster the stream numbers, deduplicates and keeps it,
+// and every node's consumer brings it to the local fan-out (apply); the error is then
+// ErrUnavailable when NATS cannot be reached. A channel without subscribers is numbered and kept
+// all the same.
+func (p *PubSub) Publish(ctx context.Context, channel, id string, data []byte, wait bool) (PublishOutcome, error) {
+	if p.cluster != nil {
+		return p.cluster.publish(ctx, channel, id, data, wait)
+	}
 	var f []byte
 	var done *fanoutWait
 	if wait {
@@ -37,21 +45,44 @@ func (p *PubSub) Publish(channel, id string, data []byte, wait bool) PublishOutc
 			f, off = encodeMessage(channel, seq, id, data)
 			return f, off
 		},
-		func(loop int, seq uint64) {
-			if done != nil {
-				done.wg.Add(1)
-			}
-			subs, e := p.subs[loop], p.engines[loop]
-			if !e.Post(func() { p.deliver(subs, channel, seq, f, done) }) && done != nil {
-				done.wg.Done() // the loop has stopped
-			}
-		})
+		func(loop int, seq uint64) { p.postDeliver(loop, channel, seq, f, done) })
 	out := PublishOutcome{Seq: res.Seq, Epoch: res.Epoch, Duplicate: res.Duplicate}
 	if done != nil {
 		done.wg.Wait()
 		out.Delivered = int(done.n.Load())
 	}
-	return out
+	return out, nil
+}
+
+// apply brings a message numbered by the cluster's stream to this node's subscribers and
+// history. Consumer goroutine.
+func (p *PubSub) apply(m shard.Numbered, data []byte, done *fanoutWait) {
+	var f []byte
+	p.table.Apply(m,
+		func(seq uint64) ([]byte, int) {
+			var off int
+			f, off = encodeMessage(m.Channel, seq, m.ID, data)
+			return f, off
+		},
+		func(loop int, n shard.Notice) {
+			note := frame.AppendFrame(nil, opText, appendSubscribed(nil, m.Channel,
+				shard.Position{Seq: n.From, Epoch: n.Epoch}, n.Restarted, false))
+			subs := p.subs[loop]
+			p.engines[loop].Post(func() { subs.Renumber(m.Channel, n.From, note) })
+		},
+		func(loop int, seq uint64) { p.postDeliver(loop, m.Channel, seq, f, done) })
+}
+
+// postDeliver posts the delivery of frame f (message seq of channel) to loop. Called under the
+// channel's shard lock, so the loop's FIFO keeps the channel's order.
+func (p *PubSub) postDeliver(loop int, channel string, seq uint64, f []byte, done *fanoutWait) {
+	if done != nil {
+		done.wg.Add(1)
+	}
+	subs, e := p.subs[loop], p.engines[loop]
+	if !e.Post(func() { p.deliver(subs, channel, seq, f, done) }) && done != nil {
+		done.wg.Done() // the loop has stopped
+	}
 }
 
 type fanoutWait struct {
@@ -71,11 +102,23 @@ func (p *PubSub) deliver(subs *shard.Subscribers, channel string, seq uint64, f 
 	}
 }
 
-// Broadcast sends data to every open connection as {"op":"broadcast","id":...,"data":...} and,
-// with wait, returns how many connections it reached. Any goroutine but a loop's when wait is
-// set.
-func (p *PubSub) Broadcast(id string, data []byte, wait bool) int {
-	f := encodeBroadcast(id, data)
+// Broadcast sends data to every open connection as {"op":"broadcast","id":...,"data":...}, on
+// every node of a cluster, and returns how many connections of this node it reached (all of
+// them once the loops have queued it, with wait). Any goroutine but a loop's.
+func (p *PubSub) Broadcast(id string, data []byte, wait bool) (int, error) {
+	payload := encodeBroadcastPayload(id, data)
+	n := p.broadcastLocal(payload, wait)
+	if p.cluster != nil {
+		if err := p.cluster.broadcast(payload); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// broadcastLocal queues a broadcast's payload, framed once, on every connection of this node.
+func (p *PubSub) broadcastLocal(payload []byte, wait bool) int {
+	f := frame.AppendFrame(make([]byte, 0, frame.HeaderLen(len(payload))+len(payload)), opText, payload)
 	p.broadcasts.Add(1)
 	var done fanoutWait
 	for _, e := range p.engines {

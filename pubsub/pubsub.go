@@ -3,6 +3,7 @@ package pubsub
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,10 @@ type Config struct {
 	HistoryMaxBytes int64
 	// Now replaces the monotonic clock of dedup and history (tests); nil: the real one.
 	Now func() int64
+	// Cluster, when set, makes this gateway a node of a cluster through NATS JetStream.
+	Cluster *ClusterConfig
+	// Logger (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // Defaults of Config's zero fields.
@@ -86,6 +91,17 @@ func (c Config) validate() error {
 		return errors.New("history TTLs and max bytes must not be negative")
 	case c.HistoryMetaTTL > 0 && c.HistoryMetaTTL < c.HistoryTTL:
 		return errors.New("history meta TTL must be at least the history TTL (a channel's numbering must outlive its messages)")
+	case c.Cluster != nil && c.Cluster.URLs == "":
+		return errors.New("cluster: no NATS URL")
+	}
+	meta := c.HistoryMetaTTL
+	if meta == 0 {
+		meta = shard.DefaultMetaTTL
+	}
+	if c.Cluster != nil && c.DedupWindow > meta {
+		// JetStream refuses a duplicate window longer than the stream's MaxAge, which is the
+		// meta TTL (a channel's last message must live that long).
+		return errors.New("dedup window must not exceed the history meta TTL in cluster mode (JetStream keeps ids at most as long as messages)")
 	}
 	return nil
 }
@@ -93,8 +109,11 @@ func (c Config) validate() error {
 // PubSub is the gateway: a conn.Handler plus the publish entry points of the HTTP API.
 // Publish and Broadcast may be called from any goroutine once Start has returned.
 type PubSub struct {
-	cfg   Config       // immutable after New
-	table *shard.Table // any goroutine: sharded locks inside
+	cfg        Config        // immutable after New
+	log        *slog.Logger  // immutable after New
+	table      *shard.Table  // any goroutine: sharded locks inside
+	cluster    *cluster      // nil on a single node; set by New
+	publishing chan struct{} // cluster: bounds client publishes in flight (a slot each)
 
 	// Set by Start, before any loop runs, and immutable afterwards. Each subs[i] is touched
 	// only on loop i's goroutine; engines[i] only through its goroutine-safe methods.
@@ -119,11 +138,23 @@ func New(cfg Config) (*PubSub, error) {
 		return nil, fmt.Errorf("pubsub: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	p := &PubSub{cfg: cfg, table: shard.NewTable(shard.TableConfig{
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	tc := shard.TableConfig{
 		DedupWindow: cfg.DedupWindow, DedupMaxIDs: cfg.DedupMaxIDs,
 		HistorySize: cfg.HistorySize, HistoryTTL: cfg.HistoryTTL, MetaTTL: cfg.HistoryMetaTTL,
 		HistoryMaxBytes: cfg.HistoryMaxBytes, Now: cfg.Now,
-	})}
+	}
+	if cfg.Cluster != nil {
+		tc.External = true // the stream numbers and deduplicates
+		tc.DedupWindow = 0
+	}
+	p := &PubSub{cfg: cfg, log: cfg.Logger, table: shard.NewTable(tc)}
+	if cfg.Cluster != nil {
+		p.cluster = newCluster(*cfg.Cluster, p, cfg.Logger)
+		p.publishing = make(chan struct{}, maxClientPublishes)
+	}
 	p.scratch.New = func() any { b := make([]byte, 0, 1024); return &b }
 	return p, nil
 }
@@ -145,7 +176,46 @@ func (p *PubSub) Start(engines []*conn.Engine, m *metrics.Set) error {
 		get := c.get
 		m.NewGauge(c.metric, func() float64 { return float64(get(p)) })
 	}
+	if c := p.cluster; c != nil {
+		m.NewGauge(fmt.Sprintf(`wsgate_node_info{node_id=%q}`, c.cfg.NodeID), func() float64 { return 1 })
+		m.NewGauge("wsgate_nats_connected", func() float64 {
+			if c.health() == nil {
+				return 1
+			}
+			return 0
+		})
+		m.NewGauge("wsgate_nats_disconnects_total", func() float64 { return float64(c.lost.Load()) })
+		m.NewGauge("wsgate_cluster_publish_conflicts_total", func() float64 { return float64(c.conflicts.Load()) })
+		return c.start()
+	}
 	return nil
+}
+
+// maxClientPublishes bounds the client publishes a cluster node has in flight to NATS.
+const maxClientPublishes = 1024
+
+// Health reports why this gateway cannot serve publishes (NATS lost), or nil. Any goroutine.
+func (p *PubSub) Health() error {
+	if p.cluster != nil {
+		return p.cluster.health()
+	}
+	return nil
+}
+
+// Close lets go of the cluster (NATS consumer and connection). The server calls it at shutdown.
+func (p *PubSub) Close() error {
+	if p.cluster != nil && p.cluster.nc != nil {
+		p.cluster.close()
+	}
+	return nil
+}
+
+// NodeID is this node's name in a cluster, "" on a single node.
+func (p *PubSub) NodeID() string {
+	if p.cluster == nil {
+		return ""
+	}
+	return p.cluster.cfg.NodeID
 }
 
 // OnOpen implements conn.Handler.

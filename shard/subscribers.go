@@ -158,5 +158,28 @@ func (s *Subscribers) Deliver(name string, seq uint64, frame []byte) int {
 	return n
 }
 
+// Renumber moves every subscriber of channel name on this loop to position from (a numbering
+// that restarted or got its epoch) and queues frame (the notice: a complete, immutable WebSocket
+// frame) on each, before the messages
+// that follow. It returns how many it reached.
+func (s *Subscribers) Renumber(name string, from uint64, frame []byte) int {
+	lc := s.channels[name]
+	if lc == nil {
+		return 0
+	}
+	n := 0
+	for i := len(lc.members) - 1; i >= 0; i-- {
+		if i >= len(lc.members) {
+			continue // a slow consumer closed by the previous write left
+		}
+		m := &lc.members[i]
+		m.from = from
+		if m.c.WriteFrame(frame) == nil {
+			n++
+		}
+	}
+	return n
+}
+
 // Channels returns the number of channels with subscribers on this loop.
 func (s *Subscribers) Channels() int { return len(s.channels) }

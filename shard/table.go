@@ -24,6 +24,7 @@ type Channel struct {
 
 	seq       uint64 // the last message's number; 0 before the first
 	epoch     string // names this numbering; a new one whenever numbering starts again
+	streamSeq uint64 // External: the stream position of the last message applied
 	loops     [maxLoops / 64]uint64
 	loopCount int
 	active    int64 // when the last publish happened or the last subscriber left (meta TTL)
@@ -56,6 +57,9 @@ type TableConfig struct {
 	HistoryMaxBytes int64
 	// Now is a monotonic clock in ns (nil: the process's monotonic clock).
 	Now func() int64
+	// External says that messages are numbered elsewhere (a cluster's stream) and reach the
+	// table through Apply: a channel first met in Join has no epoch until its first message.
+	External bool
 }
 
 // Defaults of TableConfig.
@@ -127,8 +131,8 @@ func (t *Table) shard(name string) *tableShard {
 	return &t.shards[xxhash.Sum64String(name)&(numShards-1)]
 }
 
-// newEpoch returns a fresh epoch: 8 characters of [A-Z2-7] (never ':' or ',').
-func newEpoch() string {
+// NewEpoch returns a fresh epoch: 8 characters of [A-Z2-7] (never ':' or ',').
+func NewEpoch() string {
 	return rand.Text()[:8]
 }
 
@@ -137,7 +141,10 @@ func (t *Table) channelLocked(s *tableShard, name string, now int64) *Channel {
 	t.sweepLocked(s, now)
 	ch := s.channels[name]
 	if ch == nil {
-		ch = &Channel{Name: name, epoch: newEpoch(), active: now}
+		ch = &Channel{Name: name, active: now}
+		if !t.cfg.External {
+			ch.epoch = NewEpoch()
+		}
 		s.channels[name] = ch
 		t.Channels.Add(1)
 	}
@@ -336,4 +343,82 @@ func (t *Table) List() []ChannelInfo {
 		s.mu.Unlock()
 	}
 	return out
+}
+
+// Numbered is a message numbered elsewhere (External tables).
+type Numbered struct {
+	Channel   string
+	Seq       uint64
+	Epoch     string
+	ID        string
+	StreamSeq uint64        // its position in the stream: anything at or below what was applied is old
+	Age       time.Duration // how long ago it was published (for the history TTL)
+}
+
+// Notice tells a loop's subscribers of a channel that its numbering changed before the message
+// that follows: they now stand at From under Epoch. Restarted says whether the numbering started
+// again (they may have lost messages) rather than the channel receiving its first epoch.
+type Notice struct {
+	From      uint64
+	Epoch     string
+	Restarted bool
+}
+
+// Apply adds a message numbered elsewhere, as Publish does for its own: it is kept in history
+// and posted to every loop with subscribers, in stream order. Messages already applied are
+// ignored (false). A message under another epoch restarts the channel's numbering, and a gap
+// empties its history (a replay must never skip messages); either way notice(loop, ...) is
+// called first for every loop with subscribers.
+func (t *Table) Apply(m Numbered, encode func(seq uint64) (frame []byte, dataOff int),
+	notice func(loop int, n Notice), post func(loop int, seq uint64)) bool {
+	s := t.shard(m.Channel)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := t.now()
+	ch := t.channelLocked(s, m.Channel, now)
+	if m.StreamSeq <= ch.streamSeq {
+		return false
+	}
+	switch {
+	case ch.epoch == "" && ch.seq == 0:
+		ch.epoch = m.Epoch
+		t.noticeLocked(ch, notice, Notice{From: m.Seq - 1, Epoch: m.Epoch})
+	case ch.epoch != m.Epoch:
+		t.dropHistoryLocked(s, ch)
+		ch.epoch = m.Epoch
+		t.noticeLocked(ch, notice, Notice{From: m.Seq - 1, Epoch: m.Epoch, Restarted: true})
+	case m.Seq <= ch.seq:
+		ch.streamSeq = m.StreamSeq
+		return false
+	case m.Seq > ch.seq+1:
+		t.dropHistoryLocked(s, ch)
+	}
+	ch.seq, ch.streamSeq, ch.active = m.Seq, m.StreamSeq, now
+	t.Publishes.Add(1)
+	frame, off := encode(m.Seq)
+	t.keepLocked(s, ch, histEntry{seq: m.Seq, at: now - int64(m.Age), id: m.ID, frame: frame, dataOff: int32(off)})
+	t.postLocked(ch, post)
+	return true
+}
+
+func (t *Table) noticeLocked(ch *Channel, notice func(loop int, n Notice), n Notice) {
+	for w, word := range ch.loops {
+		for word != 0 {
+			bit := word & -word
+			word &^= bit
+			notice(w*64+trailingZeros(bit), n)
+		}
+	}
+}
+
+// Last returns what the table knows of a channel's last message: its stream position, number and
+// epoch (a publisher's first guess for a compare-and-set; zeros when unknown).
+func (t *Table) Last(name string) (streamSeq, seq uint64, epoch string) {
+	s := t.shard(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch := s.channels[name]; ch != nil {
+		return ch.streamSeq, ch.seq, ch.epoch
+	}
+	return 0, 0, ""
 }

@@ -32,6 +32,7 @@ type options struct {
 	cfg       wsgate.Config // the engine's settings; Handler is set from mode
 	mode      string
 	pubsub    pubsub.Config
+	cluster   pubsub.ClusterConfig // used when cluster.URLs is set (-nats)
 	logLevel  string
 	logFormat string
 	version   bool
@@ -82,6 +83,11 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&ps.HistoryMetaTTL, "history-meta-ttl", 24*time.Hour, "pubsub: how long a channel's numbering and epoch survive without any publish or subscriber (at least -history-ttl)")
 	ps.HistoryMaxBytes = 64 << 20
 	fs.Var((*byteSize)(&ps.HistoryMaxBytes), "history-max-bytes", "pubsub: memory for history across all channels (bytes; K, KiB, M, MiB suffixes); the oldest messages go first")
+	cl := &o.cluster
+	fs.StringVar(&cl.URLs, "nats", "", "pubsub: join a cluster through NATS JetStream at these comma-separated URLs (e.g. nats://127.0.0.1:4222); empty = single node")
+	fs.StringVar(&cl.NodeID, "node-id", "", "pubsub: this node's name in logs, metrics and /api/stats (default hostname-pid)")
+	fs.StringVar(&cl.Stream, "nats-stream", pubsub.DefaultStream, "pubsub: JetStream stream holding every channel's messages")
+	fs.StringVar(&cl.Subject, "nats-subject", pubsub.DefaultSubject, "pubsub: prefix of the cluster's NATS subjects (channels under <prefix>.ch.>)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -165,6 +171,16 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 	o.cfg.Logger = logger
 	switch o.mode {
 	case wsgate.ModePubSub:
+		if o.cluster.URLs != "" {
+			if o.cluster.NodeID == "" {
+				host, _ := os.Hostname()
+				o.cluster.NodeID = fmt.Sprintf("%s-%d", host, os.Getpid())
+			}
+			logger = logger.With("node_id", o.cluster.NodeID)
+			o.cfg.Logger = logger
+			o.pubsub.Cluster = &o.cluster
+		}
+		o.pubsub.Logger = logger
 		app, err := pubsub.New(o.pubsub)
 		if err != nil {
 			fmt.Fprintln(stderr, "wsgate:", err)
@@ -183,6 +199,11 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 		fmt.Fprintln(stderr, "wsgate:", err)
 		return 2
 	}
+	// Signals are caught before the server is announced ready, so that a signal sent as soon as
+	// it serves is a shutdown, not the default action (the process killed outright).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	if err := srv.Start(); err != nil {
 		logger.Error("start failed", "err", err)
 		return 1
@@ -190,9 +211,6 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 	if ready != nil {
 		ready <- srv
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
 	select {
 	case s := <-sig:
 		logger.Info("signal received; shutting down", "signal", s.String(), "connections", srv.Connections(),
