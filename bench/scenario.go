@@ -30,37 +30,6 @@ type scenario interface {
 	progress(p *Progress)
 }
 
-// Progress is a live snapshot a worker reports twice a second.
-type Progress struct {
-	Target   int64 `json:"target"`
-	Dials    int64 `json:"dials"`
-	Open     int64 `json:"open"`
-	Opened   int64 `json:"opened"`
-	Failed   int64 `json:"failed"`
-	Closed   int64 `json:"closed"`
-	Sent     int64 `json:"sent"`     // echo messages sent
-	Received int64 `json:"received"` // echo messages received, pubsub deliveries
-	Events   int64 `json:"events"`   // subscriptions acknowledged, reconnects
-	Errors   int64 `json:"errors"`   // failed attempts plus protocol-level errors
-	// At is when the snapshot was taken (wall clock, Unix nanoseconds,
-	// comparable across the worker processes of one host): the end of
-	// the window its counts cover. In a sum of snapshots it is their mean.
-	At int64 `json:"at"`
-}
-
-func (p *Progress) add(o Progress) {
-	p.Target += o.Target
-	p.Dials += o.Dials
-	p.Open += o.Open
-	p.Opened += o.Opened
-	p.Failed += o.Failed
-	p.Closed += o.Closed
-	p.Sent += o.Sent
-	p.Received += o.Received
-	p.Events += o.Events
-	p.Errors += o.Errors
-}
-
 // connStats is the per-loop bookkeeping every scenario shares: handshake
 // latency, failure and disconnect reasons, time of the last open. Loop
 // goroutine only.
