@@ -35,9 +35,41 @@ type Runner struct {
 // Run executes the configured scenario. Cancelling ctx (e.g. on SIGINT)
 // ends the current phase early; the partial result is still returned.
 func (r *Runner) Run(ctx context.Context) (*Result, error) {
-	cfg := r.Config
-	if err := cfg.Validate(); err != nil {
+	procs, loops, err := r.prepare(ctx)
+	if err != nil {
 		return nil, err
+	}
+	s := r.newRunState(procs)
+	defer s.killWorkers()
+	if err := s.startWorkers(ctx, loops); err != nil {
+		return nil, err
+	}
+	if err := s.setup(ctx); err != nil {
+		return nil, err
+	}
+	if r.Config.Scenario == ScenarioPubSub && ctx.Err() == nil {
+		pub := s.newPublisher()
+		defer pub.close()
+		if err := pub.connect(ctx); err != nil {
+			return nil, err
+		}
+		s.pub = pub
+	}
+	s.measure(ctx)
+	s.drain()
+	if err := s.collect(ctx); err != nil {
+		return nil, err
+	}
+	return s.summary()
+}
+
+// prepare checks the configuration and this host before any worker starts
+// and applies the Runner's defaults. It returns the number of workers and
+// the event loops each runs.
+func (r *Runner) prepare(ctx context.Context) (procs, loops int, err error) {
+	cfg := &r.Config
+	if err := cfg.Validate(); err != nil {
+		return 0, 0, err
 	}
 	if r.Log == nil {
 		r.Log = io.Discard
@@ -47,205 +79,201 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	}
 	// Fail early on a bad URL, before any process is started.
 	if _, err := resolveTarget(ctx, cfg.URL); err != nil {
-		return nil, err
+		return 0, 0, err
 	}
-	procs, _ := cfg.procCount()
+	procs, _ = cfg.procCount()
 	if procs > 1 && r.WorkerCommand == nil {
-		return nil, fmt.Errorf("%d connections need %d worker processes, but no worker command is set", cfg.Conns, procs)
+		return 0, 0, fmt.Errorf("%d connections need %d worker processes, but no worker command is set", cfg.Conns, procs)
 	}
 	if procs == 1 {
 		if err := checkFDs(cfg.Conns); err != nil {
-			return nil, err
+			return 0, 0, err
 		}
 	}
-	loops := cfg.Loops
+	loops = cfg.Loops
 	if loops <= 0 {
 		loops = defaultLoops(procs)
 	}
-	runID := newRunID()
-	res := &Result{
-		Scenario: cfg.Scenario, Label: cfg.Label, URL: cfg.URL, Start: time.Now().UTC(),
-		Procs: procs, Conns: cfg.Conns, Config: cfg,
-	}
-	warn := func(format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		res.Warnings = append(res.Warnings, msg)
-		r.clearLive()
-		fmt.Fprintln(r.Log, "wsbench: warning:", msg)
+	return procs, loops, nil
+}
+
+// newRunState starts the run's Result, warns when the source ports may run
+// out and takes the server's first sample.
+func (r *Runner) newRunState(procs int) *runState {
+	cfg := &r.Config
+	s := &runState{
+		r: r, progress: make([]Progress, procs), results: make([]*Result, procs),
+		ready: make([]bool, procs), exited: make([]bool, procs), events: make(chan workerEvent, 64*procs),
+		res: &Result{
+			Scenario: cfg.Scenario, Label: cfg.Label, URL: cfg.URL, Start: time.Now().UTC(),
+			Procs: procs, Conns: cfg.Conns, Config: *cfg,
+		},
 	}
 	if src, _ := ParseSrcRange(cfg.Src); src.Len() == 0 {
 		if lo, hi, err := portRange(); err == nil && cfg.Conns > (hi-lo+1)*9/10 {
-			warn("%d connections from one source address may exhaust ip_local_port_range (%d-%d); use -src", cfg.Conns, lo, hi)
+			s.warn("%d connections from one source address may exhaust ip_local_port_range (%d-%d); use -src", cfg.Conns, lo, hi)
 		}
-	}
-
-	var srv *ServerStats
-	sample := func(dst *ProcSample) {
-		if srv == nil {
-			return
-		}
-		s, err := SampleProc(srv.PID)
-		if err != nil {
-			warn("sampling server pid %d: %v", srv.PID, err)
-			return
-		}
-		*dst = s
 	}
 	if cfg.ServerPID > 0 {
-		srv = &ServerStats{PID: cfg.ServerPID}
-		sample(&srv.Start)
+		s.srv = &ServerStats{PID: cfg.ServerPID}
+		s.sampleServer(&s.srv.Start)
 	}
+	return s
+}
 
-	events := make(chan workerEvent, 64*procs)
-	workers := make([]*worker, 0, procs)
-	defer func() {
-		for _, w := range workers {
-			w.kill()
-		}
-	}()
-	base := 0
-	for i := range procs {
-		n := cfg.Conns / procs
-		if i < cfg.Conns%procs {
-			n++
-		}
-		spec := WorkerSpec{Config: cfg, APIKey: cfg.APIKey, Index: i, Workers: procs, SlotBase: base, Slots: n, Loops: loops}
-		base += n
-		var w *worker
-		var err error
-		if procs == 1 {
-			w = startLocalWorker(ctx, spec, events)
-		} else {
-			w, err = startProcWorker(r.WorkerCommand(), spec, events)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("starting worker %d: %w", i, err)
-		}
-		workers = append(workers, w)
+// setup waits until every worker dialled its share and said "ready": all
+// its connections settled (opened or failed; pubsub: subscribed).
+func (s *runState) setup(ctx context.Context) error {
+	s.phase = "setup"
+	timeout := s.setupTimeout()
+	ok := s.pump(ctx, time.Now().Add(timeout), func() bool { return s.count(s.ready) == len(s.ready) })
+	if err := s.fatal(); err != nil {
+		return err
 	}
+	if !ok && ctx.Err() == nil {
+		s.warn("setup did not settle within %v: starting anyway", timeout)
+	}
+	s.setupTook = time.Since(s.t0)
+	return nil
+}
 
-	st := &runState{
-		r: r, progress: make([]Progress, procs), results: make([]*Result, procs),
-		ready: make([]bool, procs), exited: make([]bool, procs), events: events, t0: time.Now(),
-	}
-	// Setup: every worker dials its share and says "ready" once all its
-	// connections settled (opened or failed; pubsub: subscribed).
-	st.phase = "setup"
-	setupTimeout := r.SetupTimeout
-	if setupTimeout <= 0 {
-		setupTimeout = cfg.Timeout + 30*time.Second
+// setupTimeout is Runner.SetupTimeout or, when that is 0, -timeout plus
+// half a minute plus one and a half times the dialling at -rate.
+func (s *runState) setupTimeout() time.Duration {
+	cfg := &s.r.Config
+	d := s.r.SetupTimeout
+	if d <= 0 {
+		d = cfg.Timeout + 30*time.Second
 		if cfg.DialRate > 0 {
-			setupTimeout += time.Duration(float64(cfg.Conns) / cfg.DialRate * 1.5 * float64(time.Second))
+			d += time.Duration(float64(cfg.Conns) / cfg.DialRate * 1.5 * float64(time.Second))
 		}
 	}
-	setupOK := st.pump(ctx, time.Now().Add(setupTimeout), func() bool { return st.count(st.ready) == procs })
-	if err := st.fatal(); err != nil {
-		return nil, err
-	}
-	if !setupOK && ctx.Err() == nil {
-		warn("setup did not settle within %v: starting anyway", setupTimeout)
-	}
-	st.setupTook = time.Since(st.t0)
+	return d
+}
 
-	var pub publisher
-	if cfg.Scenario == ScenarioPubSub && ctx.Err() == nil {
-		if cfg.PublishURL != "" {
-			pub = newHTTPPublisher(&cfg, runID)
-		} else {
-			pub = newWSPublisher(&cfg, runID)
-		}
-		defer pub.close()
-		if err := pub.connect(ctx); err != nil {
-			return nil, err
-		}
-		st.pub = pub
+// newPublisher returns the pubsub scenario's publisher: over HTTP with
+// -publish-url, else over a WebSocket of its own.
+func (s *runState) newPublisher() publisher {
+	cfg := s.r.Config
+	if cfg.PublishURL != "" {
+		return newHTTPPublisher(&cfg, newRunID())
 	}
+	return newWSPublisher(&cfg, newRunID())
+}
 
-	// Measured phase: started on all workers at once, stopped at once.
-	if srv != nil {
-		sample(&srv.Setup)
+// measure runs the measured phase: started on all workers at once (and the
+// publisher), stopped at once after -duration (connect: -hold).
+func (s *runState) measure(ctx context.Context) {
+	cfg := &s.r.Config
+	if s.srv != nil {
+		s.sampleServer(&s.srv.Setup)
 	}
-	st.phase = "measure"
+	s.phase = "measure"
 	tStart := time.Now()
-	st.tMeasure = tStart
+	s.tMeasure = tStart
 	coordCPU := selfCPU()
-	for _, w := range workers {
-		if err := w.send(ctlMsg{Cmd: "start"}); err != nil {
-			warn("worker %d: %v", w.idx, err)
-		}
-	}
-	if pub != nil {
-		pub.start(cfg.PublishRate)
+	s.sendAll(ctlMsg{Cmd: "start"})
+	if s.pub != nil {
+		s.pub.start(cfg.PublishRate)
 	}
 	length := cfg.Duration
 	if cfg.Scenario == ScenarioConnect {
 		length = cfg.Hold
 	}
-	st.pump(ctx, tStart.Add(length), func() bool { return false })
-	measured := time.Since(tStart)
-	st.measured = measured
-	if procs > 1 {
+	s.pump(ctx, tStart.Add(length), func() bool { return false })
+	s.measured = time.Since(tStart)
+	if len(s.workers) > 1 {
 		// In-process workers already count this process; worker
 		// processes do not count the coordinator (and its publisher).
-		res.DriverCPUSeconds += (selfCPU() - coordCPU).Seconds()
+		s.res.DriverCPUSeconds += (selfCPU() - coordCPU).Seconds()
 	}
-	if srv != nil {
-		sample(&srv.End)
+	if s.srv != nil {
+		s.sampleServer(&s.srv.End)
 	}
-	// Drain: the publisher waits for its acks, whose seqs tell the workers
-	// when every subscriber has everything; workers wait for in-flight
-	// messages, then send their results.
+}
+
+// drain stops the load: the publisher waits for its acks, whose seqs tell
+// the workers when every subscriber has everything; workers wait for
+// in-flight messages, then send their results and exit.
+func (s *runState) drain() {
+	cfg := &s.r.Config
 	stop := ctlMsg{Cmd: "stop"}
-	if pub != nil {
-		st.phase = "drain"
-		pub.stop(cfg.Drain)
-		pc := pub.counts()
+	if s.pub != nil {
+		s.phase = "drain"
+		s.pub.stop(cfg.Drain)
+		pc := s.pub.counts()
 		stop.Final = pc.Final
-		res.PubSub = &PubSubCounts{Channels: cfg.Channels, Published: pc.Published, PublishAcked: pc.Acked,
+		s.res.PubSub = &PubSubCounts{Channels: cfg.Channels, Published: pc.Published, PublishAcked: pc.Acked,
 			PublishErrors: pc.Errors, PublishErrorReasons: pc.ErrorReasons, PublisherClosed: pc.Closed, PublishDuplicates: pc.Duplicates,
 			ServerDelivered: pc.ServerDelivered, Final: pc.Final}
 	}
-	st.phase = "drain"
-	for _, w := range workers {
-		if err := w.send(stop); err != nil {
-			warn("worker %d: %v", w.idx, err)
-		}
-	}
+	s.phase = "drain"
+	s.sendAll(stop)
 	collectBy := time.Now().Add(cfg.Drain + 30*time.Second)
-	st.pump(context.Background(), collectBy, func() bool { return st.count(st.exited) == procs })
-	for i, w := range workers {
+	s.pump(context.Background(), collectBy, func() bool { return s.count(s.exited) == len(s.exited) })
+}
+
+// collect waits for every worker to end (killing those that did not exit)
+// and merges their results into the run's.
+func (s *runState) collect(ctx context.Context) error {
+	for i, w := range s.workers {
 		w.stop()
-		if !st.exited[i] {
+		if !s.exited[i] {
 			w.kill()
 		}
-		if err := w.wait(); err != nil && st.results[i] == nil {
-			warn("worker %d: %v", i, err)
+		if err := w.wait(); err != nil && s.results[i] == nil {
+			s.warn("worker %d: %v", i, err)
 		}
 	}
-	workers = nil
-	if err := st.fatal(); err != nil {
-		r.clearLive()
-		return nil, err
+	s.workers = nil
+	if err := s.fatal(); err != nil {
+		s.r.clearLive()
+		return err
 	}
-	for i, wr := range st.results {
+	for i, wr := range s.results {
 		if wr == nil {
-			warn("worker %d returned no result", i)
+			s.warn("worker %d returned no result", i)
 			continue
 		}
-		res.Merge(wr)
+		s.res.Merge(wr)
 	}
 	if ctx.Err() != nil {
-		warn("run interrupted after %.1fs of the measured phase", measured.Seconds())
+		s.warn("run interrupted after %.1fs of the measured phase", s.measured.Seconds())
 	}
-	res.finalize(measured, srv)
-	st.printDone(res)
-	r.clearLive()
-	if cfg.JSON != "" {
-		if err := WriteResult(cfg.JSON, res); err != nil {
+	return nil
+}
+
+// summary derives the result's totals, prints the last progress line and
+// writes -json.
+func (s *runState) summary() (*Result, error) {
+	res := s.res
+	res.finalize(s.measured, s.srv)
+	s.printDone(res)
+	s.r.clearLive()
+	if s.r.Config.JSON != "" {
+		if err := WriteResult(s.r.Config.JSON, res); err != nil {
 			return res, err
 		}
 	}
 	return res, nil
+}
+
+// warn records a warning in the result and prints it.
+func (s *runState) warn(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	s.res.Warnings = append(s.res.Warnings, msg)
+	s.r.clearLive()
+	fmt.Fprintln(s.r.Log, "wsbench: warning:", msg)
+}
+
+// sampleServer reads the server process into dst; a failure is a warning.
+func (s *runState) sampleServer(dst *ProcSample) {
+	p, err := SampleProc(s.srv.PID)
+	if err != nil {
+		s.warn("sampling server pid %d: %v", s.srv.PID, err)
+		return
+	}
+	*dst = p
 }
 
 // runState is the coordinator's view of its workers; coordinator goroutine.
@@ -260,6 +288,9 @@ type runState struct {
 	events   chan workerEvent
 	pub      publisher
 	t0       time.Time
+	res      *Result      // the run's result, filled phase by phase
+	srv      *ServerStats // nil without -server-pid
+	workers  []*worker    // nil once collected
 
 	// The denominators of the rates on progress lines (see rateOf).
 	setupTook time.Duration // zero until setup ended

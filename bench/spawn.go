@@ -28,6 +28,51 @@ type workerEvent struct {
 	err    error
 }
 
+// startWorkers splits the connections over the workers, in-process when
+// there is one, else as processes of WorkerCommand, and starts them.
+func (s *runState) startWorkers(ctx context.Context, loops int) error {
+	cfg := s.r.Config
+	procs := len(s.ready)
+	base := 0
+	for i := range procs {
+		n := cfg.Conns / procs
+		if i < cfg.Conns%procs {
+			n++
+		}
+		spec := WorkerSpec{Config: cfg, APIKey: cfg.APIKey, Index: i, Workers: procs, SlotBase: base, Slots: n, Loops: loops}
+		base += n
+		var w *worker
+		var err error
+		if procs == 1 {
+			w = startLocalWorker(ctx, spec, s.events)
+		} else {
+			w, err = startProcWorker(s.r.WorkerCommand(), spec, s.events)
+		}
+		if err != nil {
+			return fmt.Errorf("starting worker %d: %w", i, err)
+		}
+		s.workers = append(s.workers, w)
+	}
+	s.t0 = time.Now()
+	return nil
+}
+
+// killWorkers kills the workers not yet collected: the run ends early.
+func (s *runState) killWorkers() {
+	for _, w := range s.workers {
+		w.kill()
+	}
+}
+
+// sendAll sends m to every worker; one that does not take it is a warning.
+func (s *runState) sendAll(m ctlMsg) {
+	for _, w := range s.workers {
+		if err := w.send(m); err != nil {
+			s.warn("worker %d: %v", w.idx, err)
+		}
+	}
+}
+
 // startLocalWorker runs a worker as a goroutine of this process.
 func startLocalWorker(ctx context.Context, spec WorkerSpec, events chan<- workerEvent) *worker {
 	ctl := make(chan ctlMsg, 4)
