@@ -4,7 +4,7 @@ BIN     ?= bin
 ARGS    ?=
 FUZZTIME ?= 20s
 
-.PHONY: build run test test-browser stress-test check bench fuzz loadtest compare clean
+.PHONY: build run test test-browser stress-test check bench fuzz loadtest compare nats-server clean
 
 build:
 	$(GO) build -o $(BIN)/wsgate ./cmd/wsgate
@@ -16,6 +16,13 @@ build:
 run:
 	$(GO) build -o $(BIN)/wsgate ./cmd/wsgate
 	./$(BIN)/wsgate $(ARGS)
+
+# nats-server with JetStream, for cluster mode (docs/cluster.md) and the process-level runs:
+# installed from the Go module proxy into $(BIN)/ (the tests run it in-process instead).
+NATS_VERSION ?= v2.15.3
+nats-server: $(BIN)/nats-server
+$(BIN)/nats-server:
+	GOBIN=$(abspath $(BIN)) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_VERSION)
 
 # The main module, then each peer server's own module (bench/peers/*, used by `make compare`).
 test:

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/wsgate/wsgate/pubsub"
 )
 
@@ -241,5 +244,51 @@ func TestClusterStartWithoutNATS(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "NATS at "+url+" not reachable") {
 		t.Fatalf("error %q does not say what is missing", err)
+	}
+}
+
+// TestClusterNumberingRestart: when a channel's numbering starts again (here its messages are
+// purged from the stream, as an operator resetting it would), subscribers on every node get a
+// fresh subscribed frame with the new epoch and recovered:false before the first new message,
+// and a client recovering with the old epoch is told to resync.
+func TestClusterNumberingRestart(t *testing.T) {
+	b := startNATS(t)
+	n1, n2 := clusterNode(t, b, "n1", pubsub.Config{}), clusterNode(t, b, "n2", pubsub.Config{})
+	publishOn(t, n1, "alerts", "", "1")
+	publishOn(t, n1, "alerts", "", "2")
+	c := dialSub(t, n2)
+	c.send(`{"op":"subscribe","channel":"alerts"}`)
+	r := c.readRaw()
+	old, _ := r["epoch"].(string)
+	if r["seq"] != float64(2) || old == "" {
+		t.Fatalf("subscribe: %v", r)
+	}
+	nc, err := nats.Connect(b.url())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, err := js.Stream(ctxT(t), pubsub.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Purge(ctxT(t), jetstream.WithPurgeSubject("wsgate.ch.alerts")); err != nil {
+		t.Fatal(err)
+	}
+	if st, rep := publishOn(t, n1, "alerts", "", "3"); st != 200 || rep["seq"] != float64(1) {
+		t.Fatalf("first publish after the purge: %d %v, want seq 1", st, rep)
+	}
+	r = c.readRaw()
+	if r["op"] != "subscribed" || r["recovered"] != false || r["seq"] != float64(0) || r["epoch"] == old || r["epoch"] == "" {
+		t.Fatalf("notice of the restart: %v (old epoch %s)", r, old)
+	}
+	if m := c.read(); m.Op != "message" || m.Seq != 1 || string(m.Data) != "3" {
+		t.Fatalf("first message of the new numbering: %+v", m)
+	}
+	d := dialSub(t, n1)
+	d.send(`{"op":"subscribe","channel":"alerts","since":{"seq":2,"epoch":"` + old + `"}}`)
+	if r := d.readRaw(); r["recovered"] != false || r["seq"] != float64(1) {
+		t.Fatalf("recovery with the old epoch: %v", r)
 	}
 }

@@ -26,8 +26,8 @@ import (
 type ClusterConfig struct {
 	// URLs of the NATS servers, comma-separated (nats://host:4222,...).
 	URLs string
-	// NodeID names this node in logs, metrics and /api/stats (default: hostname-pid, set by the
-	// caller).
+	// NodeID names this node in metrics (wsgate_node_info) and /api/stats; cmd/wsgate defaults it
+	// to hostname-pid and puts it on every log line.
 	NodeID string
 	// Stream is the JetStream stream's name (default "WSGATE").
 	Stream string
@@ -76,6 +76,7 @@ type cluster struct {
 	applied   atomic.Uint64  // the highest stream position applied by the consumer goroutine
 	conflicts atomic.Uint64  // compare-and-set retries
 	lost      atomic.Uint64  // NATS disconnections
+	closing   atomic.Bool    // set by close: the disconnection that follows is ours
 
 	waitMu  sync.Mutex
 	waiters map[waitKey]*applyWait // publishes waiting for their local delivery count
@@ -103,7 +104,7 @@ func newCluster(cfg ClusterConfig, p *PubSub, log *slog.Logger) *cluster {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
-	return &cluster{cfg: cfg, p: p, log: log.With("node_id", cfg.NodeID), waiters: map[waitKey]*applyWait{},
+	return &cluster{cfg: cfg, p: p, log: log, waiters: map[waitKey]*applyWait{},
 		chPrefix: cfg.Subject + ".ch.", bcastSubj: cfg.Subject + ".broadcast"}
 }
 
@@ -133,6 +134,9 @@ func (c *cluster) start() error {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.Timeout(2 * time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if c.closing.Load() {
+				return
+			}
 			c.lost.Add(1)
 			c.log.Warn("NATS connection lost; publishes answer 503 until it is back", "err", err)
 		}),
@@ -389,6 +393,7 @@ func (c *cluster) health() error {
 }
 
 func (c *cluster) close() {
+	c.closing.Store(true)
 	if c.consume != nil {
 		c.consume.Stop()
 	}
