@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
@@ -227,5 +228,130 @@ func TestParseCloseAgainstGobwas(t *testing.T) {
 				)
 			}
 		}
+	}
+}
+
+func TestAppendClose(t *testing.T) {
+	long := strings.Repeat("x", 200)
+	// 122 ASCII bytes then a 3-byte rune: the rune would end at byte 125.
+	cutRune := strings.Repeat("a", 122) + "€" + "tail"
+	// 121 ASCII bytes then a 4-byte rune.
+	cutRune4 := strings.Repeat("a", 121) + "😀"
+	tests := []struct {
+		name       string
+		code       ws.StatusCode
+		reason     string
+		wantFrame  []byte // nil: check via ParseClose only
+		wantReason string
+	}{
+		{
+			name:      "no status",
+			code:      ws.StatusNoStatusRcvd,
+			reason:    "ignored",
+			wantFrame: []byte{0x88, 0x00},
+		},
+		{
+			name:      "normal, no reason",
+			code:      1000,
+			wantFrame: []byte{0x88, 0x02, 0x03, 0xe8},
+		},
+		{
+			name:       "reason kept",
+			code:       1001,
+			reason:     "going away",
+			wantReason: "going away",
+		},
+		{
+			name:       "reason exactly 123",
+			code:       4000,
+			reason:     long[:123],
+			wantReason: long[:123],
+		},
+		{
+			name:       "reason truncated to 123",
+			code:       1011,
+			reason:     long,
+			wantReason: long[:123],
+		},
+		{
+			name:       "3-byte rune not split",
+			code:       1000,
+			reason:     cutRune,
+			wantReason: strings.Repeat("a", 122),
+		},
+		{
+			name:       "4-byte rune not split",
+			code:       1000,
+			reason:     cutRune4,
+			wantReason: strings.Repeat("a", 121),
+		},
+		{
+			name:       "invalid UTF-8 dropped",
+			code:       1002,
+			reason:     "bad\xff",
+			wantReason: "",
+		},
+		{
+			name:       "registered 1012",
+			code:       1012,
+			reason:     "restart",
+			wantReason: "restart",
+		},
+	}
+	for _, tt := range tests {
+		got := AppendClose([]byte{0xaa}, tt.code, tt.reason)
+		if got[0] != 0xaa {
+			t.Fatalf(
+				"%s: dst prefix overwritten",
+				tt.name,
+			)
+		}
+		got = got[1:]
+		if tt.wantFrame != nil {
+			if !bytes.Equal(got, tt.wantFrame) {
+				t.Errorf(
+					"%s: %x, want %x",
+					tt.name, got, tt.wantFrame,
+				)
+			}
+			continue
+		}
+		// Decode with gobwas/ws as the independent reader.
+		f, err := ws.ReadFrame(bytes.NewReader(got))
+		if err != nil || f.Header.OpCode != ws.OpClose || !f.Header.Fin || len(f.Payload) > 125 {
+			t.Fatalf(
+				"%s: ws.ReadFrame = %+v, %v",
+				tt.name, f.Header, err,
+			)
+		}
+		code, reason, perr := ParseClose(f.Payload)
+		if perr != nil || code != tt.code || string(reason) != tt.wantReason {
+			t.Errorf(
+				"%s: decoded %d %q %v, want %d %q",
+				tt.name, code, reason, perr, tt.code, tt.wantReason,
+			)
+		}
+		if !utf8.Valid(reason) {
+			t.Errorf(
+				"%s: reason not UTF-8",
+				tt.name,
+			)
+		}
+	}
+}
+
+func TestAppendClosePanicsOnInvalidCode(t *testing.T) {
+	for _, code := range []ws.StatusCode{0, 999, 1004, 1006, 1015, 2000, 5000} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf(
+						"AppendClose(%d) did not panic",
+						code,
+					)
+				}
+			}()
+			AppendClose(nil, code, "")
+		}()
 	}
 }

@@ -3,14 +3,9 @@ package frame
 import (
 	"encoding/binary"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
-
-// maxCloseReason is the longest close reason: a control payload holds at most
-// 125 bytes, two of which are the status code (RFC 6455 section 5.5.1).
-const maxCloseReason = MaxControlPayload - 2
 
 // HeaderLen returns the length of the header AppendHeader writes for a
 // payload of payloadLen bytes: 2, 4 or 10 (server frames carry no masking
@@ -69,36 +64,4 @@ func AppendHeader(dst []byte, fin bool, op ws.OpCode, payloadLen int) []byte {
 func AppendFrame(dst []byte, op ws.OpCode, payload []byte) []byte {
 	dst = AppendHeader(dst, true, op, len(payload))
 	return append(dst, payload...)
-}
-
-// AppendClose appends a close frame (RFC 6455 section 5.5.1) carrying code
-// and reason to dst.
-//
-// code ws.StatusNoStatusRcvd (1005, "no status") produces a close frame with
-// an empty payload, which is how "no status code" is sent; reason is then
-// ignored. Any other code must satisfy ValidCloseCode, otherwise AppendClose
-// panics (a bug in the caller). reason is cut to at most 123 bytes at a rune
-// boundary so the payload fits 125 bytes; a reason that is not valid UTF-8 is
-// dropped (the frame must stay valid, section 5.5.1). It does not allocate
-// when dst has 2+2+123 bytes of spare capacity.
-func AppendClose(dst []byte, code ws.StatusCode, reason string) []byte {
-	if code == ws.StatusNoStatusRcvd {
-		return AppendHeader(dst, true, ws.OpClose, 0)
-	}
-	if !ValidCloseCode(code) {
-		panic("BUG: frame: close code " + strconv.Itoa(int(code)) + " must not be sent")
-	}
-	if len(reason) > maxCloseReason {
-		cut := maxCloseReason
-		for cut > 0 && !utf8.RuneStart(reason[cut]) {
-			cut--
-		}
-		reason = reason[:cut]
-	}
-	if !utf8.ValidString(reason) {
-		reason = ""
-	}
-	dst = AppendHeader(dst, true, ws.OpClose, 2+len(reason))
-	dst = binary.BigEndian.AppendUint16(dst, uint16(code))
-	return append(dst, reason...)
 }
