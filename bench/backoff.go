@@ -10,6 +10,8 @@ import (
 // uniformly random offset in [-Jitter, +Jitter]. A successful connection
 // resets n to zero; Max <= 0 means no cap. The defaults (DefaultBackoff) are the ones real client
 // fleets are asked to use: 500 ms doubling to a 30 s cap, +/-100 ms jitter.
+//
+// A Backoff is a value, immutable once configured; Delay only reads it.
 type Backoff struct {
 	Base   time.Duration
 	Max    time.Duration

@@ -1,5 +1,7 @@
 package bench
 
+// A loop's buffer pool keeps at most maxPoolBufs buffers of at most
+// maxPoolCap bytes each; a new buffer has at least minBufSize.
 const (
 	maxPoolBufs = 64
 	maxPoolCap  = 1 << 20
@@ -20,6 +22,8 @@ func (l *Loop) getBuf(n int) []byte {
 	return make([]byte, 0, max(n, minBufSize))
 }
 
+// putBuf returns b to the loop's pool, or drops it when it is too big or
+// the pool is full. Loop goroutine only; see getBuf for when it is safe.
 func (l *Loop) putBuf(b []byte) {
 	if cap(b) > maxPoolCap || len(l.free) >= maxPoolBufs {
 		return

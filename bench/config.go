@@ -30,7 +30,9 @@ var Scenarios = []string{ScenarioConnect, ScenarioEcho, ScenarioPubSub, Scenario
 const MaxConnsPerWorker = 15000
 
 // Config is one run's parameters. Every field comes from a command-line
-// flag; the coordinator hands the whole Config to each worker as JSON.
+// flag; the coordinator hands the whole Config to each worker as JSON. It
+// is a value: immutable once a run starts, every worker and publisher
+// reads its own copy.
 type Config struct {
 	Scenario string `json:"scenario"`
 	// URL is the server's ws:// URL.

@@ -12,7 +12,9 @@ const (
 )
 
 // Conn is one connection slot. All methods must be called on the goroutine
-// of the loop that owns it (from Handler callbacks or Loop tasks).
+// of the loop that owns it (from Handler callbacks or Loop tasks), and only
+// that goroutine touches its fields; loop, local and slot are immutable
+// after newLoop.
 type Conn struct {
 	loop   *Loop
 	local  int32  // index in loop.conns

@@ -2,7 +2,9 @@ package bench
 
 import "golang.org/x/sys/unix"
 
-const dialsPerPass = 256 // bounds one pass so a burst does not starve reads
+// dialsPerPass bounds the dials of one loop pass so a burst does not starve
+// reads.
+const dialsPerPass = 256
 
 // DialAll dials every idle slot, at rate connections per second over the
 // whole engine (rate <= 0: as fast as the loops can). Slot s is due at
@@ -17,6 +19,8 @@ func (e *Engine) DialAll(rate float64) {
 	})
 }
 
+// dialDue dials the slots whose paced time (see DialAll) has come, at most
+// dialsPerPass of them. Loop goroutine only.
 func (l *Loop) dialDue() {
 	if !l.dialing {
 		return

@@ -11,7 +11,9 @@ import (
 )
 
 // EngineConfig describes the connections an Engine makes. All connections go
-// to one server address; they differ only in source address.
+// to one server address; they differ only in source address. The caller
+// fills it in before NewEngine, which keeps its own copy with defaults
+// applied; that copy is immutable, so every loop reads it without locks.
 type EngineConfig struct {
 	// Addr and Port are the server's IPv4 address and TCP port.
 	Addr [4]byte
@@ -46,15 +48,21 @@ type EngineConfig struct {
 // sockets. No goroutine exists per connection, and an idle open connection
 // owns no buffers, so tens of thousands of connections per process cost
 // little more than their kernel sockets.
+//
+// Its methods are safe from any goroutine, except that Stop, Sync and
+// DialAll wait for the loops and so must not be called on a loop goroutine
+// (from a Handler callback or a task).
 type Engine struct {
-	cfg   EngineConfig
-	h     Handler
-	loops []*Loop
-	base  time.Time
-	wg    sync.WaitGroup
-	state atomic.Int32 // engineNew, engineRunning, engineStopped
+	cfg   EngineConfig   // immutable after NewEngine
+	h     Handler        // immutable; called on loop goroutines only
+	loops []*Loop        // immutable after NewEngine
+	base  time.Time      // immutable: the zero of the engine clock (Now)
+	wg    sync.WaitGroup // running loop goroutines: Start adds, run ends, Stop waits
+	state atomic.Int32   // engineNew, engineRunning, engineStopped; any goroutine
 }
 
+// Engine lifecycle states (Engine.state): New -> Running -> Stopped, or
+// New -> Stopped for an engine that never started.
 const (
 	engineNew int32 = iota
 	engineRunning

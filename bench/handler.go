@@ -2,7 +2,9 @@ package bench
 
 import "github.com/gobwas/ws"
 
-// CloseEvent says why a connection slot went back to idle.
+// CloseEvent says why a connection slot went back to idle. The loop
+// goroutine builds it and hands a copy to Handler.OnClose; nothing else
+// holds it.
 type CloseEvent struct {
 	// Opened is true when the opening handshake had completed, so the
 	// event is a disconnect; false means the connection attempt failed.

@@ -209,7 +209,8 @@ func (h *Histogram) UnmarshalJSON(b []byte) error {
 }
 
 // Percentiles is the summary of a histogram in microseconds, as written to
-// result files and read by the report.
+// result files and read by the report. It is a value computed once by
+// Histogram.Summary.
 type Percentiles struct {
 	Count int64   `json:"count"`
 	Mean  float64 `json:"mean_us"`

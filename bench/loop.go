@@ -12,20 +12,24 @@ import (
 )
 
 // Loop is one event loop: an epoll instance, its goroutine and the slots it
-// owns. Every field below the task queue is touched only by that goroutine.
+// owns. The first two groups of fields are shared with other goroutines as
+// their comments say; every field below the task queue is touched only by
+// the loop's goroutine.
 type Loop struct {
+	// Immutable after newLoop. epfd and evfd change once more, in
+	// closeFDs, under mu, once the goroutine exited or if it never ran.
 	e    *Engine
 	idx  int
 	epfd int
 	evfd int
 
-	mu          sync.Mutex // guards tasks and dead; held while writing evfd
-	tasks       []func(*Loop)
-	dead        bool // the loop goroutine has exited: tasks are refused
-	wakePending atomic.Bool
-	stats       loopStats
+	mu          sync.Mutex    // guards tasks and dead; held while writing evfd
+	tasks       []func(*Loop) // posted by any goroutine, taken by the loop (runTasks)
+	dead        bool          // the loop goroutine has exited: tasks are refused
+	wakePending atomic.Bool   // a wake-up is in the eventfd: post sets, the loop clears
+	stats       loopStats     // atomic: the loop adds, anyone loads
 
-	conns    []Conn
+	conns    []Conn             // length immutable (NumConns, any goroutine); slots loop only
 	dst      unix.SockaddrInet4 // per loop: Connect writes into it
 	now      int64              // engine clock at the start of this pass
 	rbuf     []byte             // shared read buffer
@@ -44,16 +48,19 @@ type Loop struct {
 	nextTick  int64
 }
 
+// closeNote is an OnClose call waiting for the end of the current event.
 type closeNote struct {
 	c  *Conn
 	ev CloseEvent
 }
 
 const (
-	readBufSize = 64 << 10
-	wakeMarker  = -1 // epoll data of the eventfd
+	readBufSize = 64 << 10 // the loop's read buffer, shared by its slots
+	wakeMarker  = -1       // epoll data of the eventfd
 )
 
+// newLoop makes loop idx of e with its share of the slots, its epoll
+// instance and its eventfd; s1 and s2 seed its random source.
 func newLoop(e *Engine, idx int, s1, s2 uint64) (*Loop, error) {
 	n := 0
 	if e.cfg.Slots > idx {
@@ -125,6 +132,9 @@ func (l *Loop) Now() int64 { return l.e.Now() }
 // Rand returns the loop's random source. Loop goroutine only.
 func (l *Loop) Rand() *rand.Rand { return l.rng }
 
+// run is the loop goroutine: wait for events, handle them, run posted
+// tasks, paced dials, due timers and the tick, until a task sets
+// stopping; then close every socket and run the tasks still queued.
 func (l *Loop) run() {
 	defer l.e.wg.Done()
 	events := make([]unix.EpollEvent, 256)
@@ -210,6 +220,7 @@ func (l *Loop) waitMillis() int {
 	return int((d + int64(time.Millisecond) - 1) / int64(time.Millisecond))
 }
 
+// notifyClosed delivers the queued OnClose calls. Loop goroutine only.
 func (l *Loop) notifyClosed() {
 	for i := 0; i < len(l.closed); i++ {
 		n := l.closed[i]
@@ -219,6 +230,9 @@ func (l *Loop) notifyClosed() {
 	l.closed = l.closed[:0]
 }
 
+// onEvent handles one epoll event of a slot: it drops an event of an
+// earlier socket (generation mismatch), completes a connect, flushes queued
+// output and reads. Loop goroutine only.
 func (l *Loop) onEvent(ev *unix.EpollEvent) {
 	k := int(ev.Fd)
 	if k < 0 || k >= len(l.conns) {

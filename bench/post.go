@@ -27,6 +27,8 @@ func (l *Loop) post(f func(*Loop)) bool {
 	return true
 }
 
+// runTasks runs the tasks posted since the last pass, in order. Loop
+// goroutine only.
 func (l *Loop) runTasks() {
 	l.mu.Lock()
 	l.runq, l.tasks = l.tasks, l.runq[:0]

@@ -21,7 +21,7 @@ import (
 const userHZ = 100
 
 // ProcSample is one reading of a process. Zero values mean it was not
-// sampled.
+// sampled. It is a value, owned by whoever holds the copy.
 type ProcSample struct {
 	CPUTicks int64 `json:"cpu_ticks"` // utime + stime
 	RSS      int64 `json:"rss_bytes"` // VmRSS

@@ -5,7 +5,9 @@ import (
 	"time"
 )
 
-// Progress is a live snapshot a worker reports twice a second.
+// Progress is a live snapshot a worker reports twice a second. It is a
+// value: the worker fills it on its goroutine and sends a copy; the
+// coordinator keeps the latest per worker on its own goroutine.
 type Progress struct {
 	Target   int64 `json:"target"`
 	Dials    int64 `json:"dials"`
@@ -23,6 +25,7 @@ type Progress struct {
 	At int64 `json:"at"`
 }
 
+// add sums o's counts into p; At is left to the caller.
 func (p *Progress) add(o Progress) {
 	p.Target += o.Target
 	p.Dials += o.Dials

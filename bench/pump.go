@@ -7,6 +7,7 @@ import (
 	"time"
 )
 
+// count returns how many of v are true.
 func (s *runState) count(v []bool) int {
 	n := 0
 	for _, b := range v {
@@ -17,6 +18,7 @@ func (s *runState) count(v []bool) int {
 	return n
 }
 
+// fatal returns the errors that end the run: a worker failed.
 func (s *runState) fatal() error { return errors.Join(s.errs...) }
 
 // pump handles worker events and prints progress until done() holds, the
@@ -53,6 +55,7 @@ func (s *runState) pump(ctx context.Context, deadline time.Time, done func() boo
 	}
 }
 
+// handle records one worker event: progress, ready, result, error or exit.
 func (s *runState) handle(ev workerEvent) {
 	i := ev.idx
 	if ev.exited {

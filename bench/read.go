@@ -35,6 +35,8 @@ func (c *Conn) readAll(hup bool) {
 	}
 }
 
+// onEOF closes the slot after the server closed TCP, with the reason its
+// state implies.
 func (c *Conn) onEOF() {
 	switch c.state {
 	case stConnecting, stHandshake:
@@ -112,6 +114,8 @@ func (c *Conn) frames(b []byte) []byte {
 	return b
 }
 
+// frame handles one complete frame: control frames at once (RFC 6455 5.5),
+// data frames delivered or reassembled (5.4).
 func (c *Conn) frame(h frameHeader, payload []byte) {
 	l := c.loop
 	switch h.op {
@@ -160,6 +164,8 @@ func (c *Conn) frame(h frameHeader, payload []byte) {
 	}
 }
 
+// deliver hands a complete message to Handler.OnMessage while the
+// connection is open.
 func (c *Conn) deliver(op ws.OpCode, payload []byte) {
 	if c.state != stOpen {
 		return // data after our close frame is discarded (RFC 6455 1.4)

@@ -17,6 +17,10 @@ const ResultVersion = 2
 // it. Counters from several workers are summed by Merge and histograms are
 // merged bucket by bucket, so an aggregated result equals the one a single
 // process would have produced.
+//
+// A Result, and every struct it holds, is plain data owned by one goroutine
+// at a time: a worker fills its own and hands it over; the coordinator
+// merges them on its goroutine. No field is shared or atomic.
 type Result struct {
 	Version  int       `json:"version"`
 	Scenario string    `json:"scenario"`
@@ -143,7 +147,7 @@ type ChurnCounts struct {
 
 // ServerStats are the server process's resource use from /proc, sampled at
 // the start of the run (before any connection), when setup finished, and at
-// the end of the measured phase.
+// the end of the measured phase. The coordinator goroutine fills it.
 type ServerStats struct {
 	PID   int        `json:"pid"`
 	Start ProcSample `json:"start"`

@@ -13,6 +13,11 @@ import (
 // Runner coordinates one run: it splits the connections over workers,
 // drives their phases in lockstep, samples the server, runs the pubsub
 // publisher, prints progress and aggregates the workers' results.
+//
+// The caller sets the exported fields before Run and leaves them alone
+// until Run returns. Run, on the goroutine that called it (the
+// coordinator), sets Log and PlainEvery when they are unset and otherwise
+// only reads them.
 type Runner struct {
 	Config Config
 	// Log receives progress and warnings (wsbench: stderr).
@@ -276,7 +281,9 @@ func (s *runState) sampleServer(dst *ProcSample) {
 	*dst = p
 }
 
-// runState is the coordinator's view of its workers; coordinator goroutine.
+// runState is the coordinator's view of its workers. Every field is
+// touched only on the coordinator goroutine; workers reach it through the
+// events channel.
 type runState struct {
 	r        *Runner
 	phase    string
@@ -300,6 +307,7 @@ type runState struct {
 	lastPrint time.Time
 }
 
+// newRunID returns a random ID for this run's published messages.
 func newRunID() string {
 	var b [6]byte
 	crand.Read(b[:])

@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-// worker is the coordinator's handle on one worker.
+// worker is the coordinator's handle on one worker, used on the
+// coordinator goroutine; its functions may be called more than once.
 type worker struct {
 	idx  int
 	send func(ctlMsg) error
@@ -21,6 +22,8 @@ type worker struct {
 	wait func() error
 }
 
+// workerEvent is a message from worker idx, or its exit with err; the
+// worker's goroutines send it to the coordinator's events channel.
 type workerEvent struct {
 	idx    int
 	msg    workerMsg

@@ -13,6 +13,7 @@ import (
 // source address gets its own ephemeral port space towards one destination:
 // N addresses give N times ip_local_port_range connections.
 // The zero SrcRange means "let the kernel choose the source address".
+// A SrcRange is an immutable value, safe to share between goroutines.
 type SrcRange struct {
 	first uint32
 	n     uint32

@@ -2,8 +2,8 @@ package bench
 
 import "sync/atomic"
 
-// EngineStats are counters summed over the loops. They may be read from
-// any goroutine while the engine runs.
+// EngineStats are counters summed over the loops: a snapshot that
+// Engine.Stats (any goroutine) returns by value, owned by its caller.
 type EngineStats struct {
 	Dials   int64 // connection attempts started
 	Opened  int64 // handshakes completed
@@ -27,7 +27,8 @@ func (e *Engine) Stats() EngineStats {
 	return s
 }
 
-// loopStats are written by the loop goroutine only and read by anyone.
+// loopStats are a loop's counters: atomic, added to by that loop's
+// goroutine only and loaded by any (Engine.Stats, collectLoop).
 type loopStats struct {
 	dials, opened, failed, closed, pingsIn atomic.Int64
 }

@@ -25,6 +25,7 @@ type timer struct {
 // allocates on each push.
 type timerHeap []timer
 
+// push adds t.
 func (h *timerHeap) push(t timer) {
 	*h = append(*h, t)
 	s := *h
@@ -39,6 +40,7 @@ func (h *timerHeap) push(t timer) {
 	}
 }
 
+// pop removes and returns the earliest timer; the heap must not be empty.
 func (h *timerHeap) pop() timer {
 	s := *h
 	top := s[0]
@@ -71,6 +73,8 @@ func (c *Conn) After(d time.Duration, tag uint8) {
 	l.timers.push(timer{at: l.e.Now() + int64(d), local: c.local, gen: c.gen, kind: timerUser, tag: tag})
 }
 
+// fireTimers runs the timers that are due, dropping those of an earlier
+// socket of their slot. Loop goroutine only.
 func (l *Loop) fireTimers() {
 	for len(l.timers) > 0 && l.timers[0].at <= l.now {
 		t := l.timers.pop()

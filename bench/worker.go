@@ -26,7 +26,8 @@ import (
 // settled; the coordinator starts the measured phase on all workers at once
 // and stops it at once, so their results cover the same interval.
 
-// WorkerSpec is the coordinator's instruction to one worker.
+// WorkerSpec is the coordinator's instruction to one worker: built by the
+// coordinator, sent once, immutable in the worker.
 type WorkerSpec struct {
 	Config   Config `json:"config"`
 	APIKey   string `json:"api_key,omitempty"` // Config.APIKey is not serialised

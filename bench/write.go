@@ -8,7 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-const maxWriteBack = 64 << 20 // unsent bytes one connection may queue
+// maxWriteBack is how many unsent bytes one connection may queue before it
+// is closed with ReasonNoBuffers.
+const maxWriteBack = 64 << 20
 
 // maskKey returns a fresh masking key (RFC 6455 5.3). The key must be
 // unpredictable to intermediaries; a per-loop PCG seeded from crypto/rand
@@ -29,6 +31,8 @@ func (c *Conn) Send(op ws.OpCode, payload []byte) bool {
 	return c.state != stIdle
 }
 
+// sendFrame writes one final, masked frame, data or control. Unlike Send it
+// does not require an open connection; write drops it once the slot is idle.
 func (c *Conn) sendFrame(op ws.OpCode, payload []byte) {
 	l := c.loop
 	l.wbuf = appendFrame(l.wbuf[:0], op, payload, l.maskKey())
