@@ -52,7 +52,7 @@ func BenchmarkAppendFrame(b *testing.B) {
 	for _, size := range []int{16, 1 << 10, 64 << 10} {
 		b.Run(sizeName(size), func(b *testing.B) {
 			payload := make([]byte, size)
-			dst := make([]byte, 0, size+MaxHeaderLen)
+			dst := make([]byte, 0, HeaderLen(size)+size)
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
 			for b.Loop() {
@@ -120,12 +120,11 @@ func BenchmarkUpgrade(b *testing.B) {
 		"User-Agent: Mozilla/5.0 (X11; Linux x86_64) bench",
 		"Sec-WebSocket-Protocol: chat",
 	)...)
-	u := Upgrader{Protocols: []string{"chat"}}
 	dst := make([]byte, 0, 512)
 	b.SetBytes(int64(len(head)))
 	b.ReportAllocs()
 	for b.Loop() {
-		out, res := u.Upgrade(dst[:0], head)
+		out, res := Upgrade(dst[:0], head, nil)
 		if res.Status != 101 {
 			b.Fatalf("%+v\n%s", res, out)
 		}

@@ -27,10 +27,6 @@ const (
 	// MaxControlPayload is the largest payload of a control frame
 	// (RFC 6455 section 5.5).
 	MaxControlPayload = 125
-
-	// MaxHeaderLen is the longest frame header: 2 fixed bytes, 8 bytes of
-	// extended length, 4 bytes of masking key (section 5.2).
-	MaxHeaderLen = 14
 )
 
 // ParseHeader parses the frame header at the start of p.

@@ -28,7 +28,7 @@ const (
 )
 
 // failure is one way a handshake can be refused, in the order they are
-// decided (see Upgrader.Upgrade).
+// decided (see Upgrade).
 type failure uint8
 
 const (
@@ -101,45 +101,23 @@ type Result struct {
 	Status int
 	// Reason is empty on success, else one of the Reason* labels.
 	Reason string
-	// Path is the path of the request target without query, "" if the
-	// request line could not be parsed. For an absolute-form target
-	// ("ws://host/p?q") it is the path part ("/p").
-	Path string
-	// Protocol is the negotiated subprotocol (RFC 6455 section 1.9), "" if
-	// none.
-	Protocol string
-}
-
-// Upgrader holds the options of a handshake. The zero value accepts every
-// valid handshake and negotiates no subprotocol. An Upgrader is read-only
-// during Upgrade and may be shared by goroutines.
-type Upgrader struct {
-	// Protocols are the subprotocols the server speaks. The first one in
-	// the client's Sec-WebSocket-Protocol list (its order of preference,
-	// RFC 6455 section 4.1) that appears here is selected.
-	Protocols []string
-
-	// Check, when non-nil, is called with the raw request target once the
-	// handshake is otherwise valid, to route or authorise it. It returns 0
-	// to accept, or an HTTP status in 400..599 and a reason that becomes the
-	// response body. uri aliases the request and is valid only during the
-	// call. Upgrade panics if the status is neither 0 nor in 400..599.
-	Check func(uri []byte) (status int, reason string)
-}
-
-// Upgrade is (&Upgrader{Check: check}).Upgrade(dst, req).
-func Upgrade(dst, req []byte, check func(uri []byte) (status int, reason string)) ([]byte, Result) {
-	u := Upgrader{Check: check}
-	return u.Upgrade(dst, req)
 }
 
 // Upgrade runs the server's opening handshake (RFC 6455 section 4.2) on the
 // complete request head req (as delimited by HeaderEnd; bytes after the head
 // are ignored, a req without a complete head is malformed) and appends the
 // HTTP response to dst: "101 Switching Protocols" with Sec-WebSocket-Accept,
-// or an error response in AppendHTTPError's format. req is not modified and
-// not retained. It allocates (a handful of small objects, once per
-// connection).
+// or an error response in AppendHTTPError's format. No subprotocol and no
+// extension is negotiated: Sec-WebSocket-Protocol and
+// Sec-WebSocket-Extensions are ignored. req is not modified and not retained.
+// It allocates (a handful of small objects, once per connection) and may be
+// called from any goroutine.
+//
+// check, when non-nil, is called with the raw request target once the
+// handshake is otherwise valid, to route or authorise it. It returns 0 to
+// accept, or an HTTP status in 400..599 and a reason that becomes the
+// response body. uri aliases req and is valid only during the call. Upgrade
+// panics if the status is neither 0 nor in 400..599.
 //
 // The request is checked in this order; the first failure decides the
 // response (Result.Reason in parentheses):
@@ -159,36 +137,33 @@ func Upgrade(dst, req []byte, check func(uri []byte) (status int, reason string)
 //     (connection), Sec-WebSocket-Version is "13" -> else 426 with
 //     "Sec-WebSocket-Version: 13" (version), Sec-WebSocket-Key has 24
 //     characters (key); a missing header gives 400 with its label, a
-//     missing version too (with "Sec-WebSocket-Version: 13"). A malformed
-//     Sec-WebSocket-Protocol (when Protocols is set) is 400 (malformed).
+//     missing version too (with "Sec-WebSocket-Version: 13").
 //  6. Stricter rules gobwas/ws does not apply, first failure in request
 //     order: one Host, with a valid host[:port] value (RFC 9112 section 3.2,
 //     RFC 6455 section 4.1) (host); one Sec-WebSocket-Key that decodes to 16
 //     bytes (RFC 6455 sections 4.1 and 11.3.1) (key); one
 //     Sec-WebSocket-Version (section 11.3.5) (version) -> else 400.
-//  7. Check, if set (rejected, with its status).
-func (u *Upgrader) Upgrade(dst, req []byte) ([]byte, Result) {
-	var res Result
+//  7. check, if set (rejected, with its status).
+func Upgrade(dst, req []byte, check func(uri []byte) (status int, reason string)) ([]byte, Result) {
 	end := HeaderEnd(req)
 	if end < 0 {
-		return appendFailure(dst, &res, failMalformed)
+		return appendFailure(dst, failMalformed)
 	}
 	req = req[:end]
 
 	rl, ok := parseRequestLine(req)
 	if !ok {
-		return appendFailure(dst, &res, failMalformed)
+		return appendFailure(dst, failMalformed)
 	}
-	res.Path = string(rl.path)
 	if rl.major != 1 || rl.minor < 1 {
-		return appendFailure(dst, &res, failProto)
+		return appendFailure(dst, failProto)
 	}
 	if string(rl.method) != http.MethodGet {
-		return appendFailure(dst, &res, failMethod)
+		return appendFailure(dst, failMethod)
 	}
 	strict, ok := scanHeaders(req[rl.len:])
 	if !ok {
-		return appendFailure(dst, &res, failMalformed)
+		return appendFailure(dst, failMalformed)
 	}
 
 	var (
@@ -200,47 +175,34 @@ func (u *Upgrader) Upgrade(dst, req []byte) ([]byte, Result) {
 			if strict != failNone {
 				return nil, errRefused
 			}
-			if u.Check == nil {
+			if check == nil {
 				return nil, nil
 			}
-			checkStatus, checkReason = u.Check(rl.uri)
+			checkStatus, checkReason = check(rl.uri)
 			if checkStatus == 0 {
 				return nil, nil
 			}
 			if checkStatus < 400 || checkStatus > 599 {
-				panic("BUG: frame: Upgrader.Check returned status " + strconv.Itoa(checkStatus))
+				panic("BUG: frame: Upgrade's check returned status " + strconv.Itoa(checkStatus))
 			}
 			return nil, errRefused
 		},
 	}
-	if len(u.Protocols) > 0 {
-		wu.Protocol = func(p []byte) bool {
-			for _, s := range u.Protocols {
-				if string(p) == s {
-					return true
-				}
-			}
-			return false
-		}
-	}
 	rw := memReadWriter{in: req, out: dst}
-	hs, err := wu.Upgrade(&rw)
+	_, err := wu.Upgrade(&rw)
 	if err == nil {
-		res.Status = http.StatusSwitchingProtocols
-		res.Protocol = hs.Protocol
-		return rw.out, res
+		return rw.out, Result{Status: http.StatusSwitchingProtocols}
 	}
 	// gobwas/ws has written its own error response (or nothing): drop it,
 	// the error responses are ours.
 	dst = rw.out[:len(dst)]
 	if err == errRefused {
 		if strict != failNone {
-			return appendFailure(dst, &res, strict)
+			return appendFailure(dst, strict)
 		}
-		res.Status, res.Reason = checkStatus, ReasonRejected
-		return AppendHTTPError(dst, checkStatus, "", checkReason), res
+		return AppendHTTPError(dst, checkStatus, "", checkReason), Result{Status: checkStatus, Reason: ReasonRejected}
 	}
-	return appendFailure(dst, &res, gobwasFailure(err))
+	return appendFailure(dst, gobwasFailure(err))
 }
 
 // errRefused is returned from gobwas/ws's OnBeforeUpgrade hook to stop a
@@ -275,10 +237,10 @@ func gobwasFailure(err error) failure {
 	}
 }
 
-func appendFailure(dst []byte, res *Result, f failure) ([]byte, Result) {
+// appendFailure appends the error response for f to dst.
+func appendFailure(dst []byte, f failure) ([]byte, Result) {
 	status, label, headers, body := f.response()
-	res.Status, res.Reason = status, label
-	return AppendHTTPError(dst, status, headers, body), *res
+	return AppendHTTPError(dst, status, headers, body), Result{Status: status, Reason: label}
 }
 
 // AppendHTTPError appends a complete HTTP/1.1 error response to dst:
@@ -341,7 +303,6 @@ func (m *memReadWriter) Write(p []byte) (int, error) {
 // the request.
 type requestLine struct {
 	method, uri  []byte
-	path         []byte // uri's path, without query
 	major, minor int
 	len          int // bytes of the line including its CRLF
 }
@@ -367,7 +328,7 @@ func parseRequestLine(head []byte) (rl requestLine, ok bool) {
 		return rl, false
 	}
 	rl.uri, line = line[:sp], line[sp+1:]
-	if rl.path, ok = targetPath(rl.uri); !ok {
+	if !validTarget(rl.uri) {
 		return rl, false
 	}
 
@@ -379,49 +340,35 @@ func parseRequestLine(head []byte) (rl requestLine, ok bool) {
 	return rl, true
 }
 
-// targetPath checks a request target and returns its path. Accepted are the
-// origin form "/path?query" and the absolute form with an http, https, ws or
-// wss scheme (RFC 9112 section 3.2), printable ASCII only, no fragment
-// (RFC 6455 section 3).
-func targetPath(uri []byte) ([]byte, bool) {
+// validTarget reports whether uri is a request target we accept: the origin
+// form "/path?query" or the absolute form with an http, https, ws or wss
+// scheme and a non-empty authority (RFC 9112 section 3.2), printable ASCII
+// only, no fragment (RFC 6455 section 3).
+func validTarget(uri []byte) bool {
 	for _, c := range uri {
 		if c <= ' ' || c >= 0x7f || c == '#' {
-			return nil, false
+			return false
 		}
 	}
 	if len(uri) > 0 && uri[0] == '/' {
-		if q := bytes.IndexByte(uri, '?'); q >= 0 {
-			return uri[:q], true
-		}
-		return uri, true
+		return true
 	}
 	i := bytes.Index(uri, []byte("://"))
 	if i <= 0 {
-		return nil, false
+		return false
 	}
 	switch strings.ToLower(string(uri[:i])) {
 	case "http", "https", "ws", "wss":
 	default:
-		return nil, false
+		return false
 	}
-	rest := uri[i+3:]
-	end := bytes.IndexAny(rest, "/?")
-	if end == 0 || len(rest) == 0 { // empty authority
-		return nil, false
-	}
-	if end < 0 || rest[end] == '?' {
-		return []byte("/"), true
-	}
-	rest = rest[end:]
-	if q := bytes.IndexByte(rest, '?'); q >= 0 {
-		rest = rest[:q]
-	}
-	return rest, true
+	authority := uri[i+3:]
+	return len(authority) > 0 && authority[0] != '/' && authority[0] != '?'
 }
 
 // scanHeaders checks the syntax of the header lines in head (the bytes after
 // the request line, ending with the blank line) and applies the stricter
-// rules of step 6 of Upgrader.Upgrade. ok is false on a syntax error; strict
+// rules of step 6 of Upgrade. ok is false on a syntax error; strict
 // is the first violation of the stricter rules, or failNone.
 func scanHeaders(head []byte) (strict failure, ok bool) {
 	var hosts, keys, versions int

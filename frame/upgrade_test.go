@@ -138,10 +138,10 @@ func checkResponse(t *testing.T, out []byte, res Result, key string) *http.Respo
 				resp.Header.Values("Connection"),
 			)
 		}
-		if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != res.Protocol {
+		if got := resp.Header.Get("Sec-WebSocket-Protocol"); got != "" {
 			t.Fatalf(
-				"Sec-WebSocket-Protocol %q, Result.Protocol %q",
-				got, res.Protocol,
+				"Sec-WebSocket-Protocol %q, but no subprotocol is negotiated",
+				got,
 			)
 		}
 		return resp
@@ -230,18 +230,14 @@ func TestUpgradeStatuses(t *testing.T) {
 	tests := []struct {
 		name       string
 		req        []byte
-		protocols  []string
 		wantStatus int
 		wantReason string
-		wantPath   string
-		wantProto  string
 		wantHeader map[string]string
 	}{
 		{
 			name:       "valid",
 			req:        request("GET /chat HTTP/1.1", baseHeaders...),
 			wantStatus: 101,
-			wantPath:   "/chat",
 		},
 		{
 			name: "valid, lower case names, token lists, mixed case values",
@@ -254,80 +250,41 @@ func TestUpgradeStatuses(t *testing.T) {
 				"User-Agent: test",
 			),
 			wantStatus: 101,
-			wantPath:   "/a/b",
 		},
 		{
 			name:       "valid, IPv6 host",
 			req:        request("GET / HTTP/1.1", headersWith("Host", "Host: [::1]:9000")...),
 			wantStatus: 101,
-			wantPath:   "/",
 		},
 		{
 			name:       "valid, host without port",
 			req:        request("GET / HTTP/1.1", headersWith("Host", "Host: localhost")...),
 			wantStatus: 101,
-			wantPath:   "/",
 		},
 		{
 			name:       "valid, HTTP/1.2",
 			req:        request("GET / HTTP/1.2", baseHeaders...),
 			wantStatus: 101,
-			wantPath:   "/",
 		},
 		{
 			name:       "valid, absolute-form target",
 			req:        request("GET ws://example.com:8080/feed?x=1 HTTP/1.1", baseHeaders...),
 			wantStatus: 101,
-			wantPath:   "/feed",
 		},
 		{
 			name:       "valid, absolute-form target without path",
 			req:        request("GET https://example.com?x HTTP/1.1", baseHeaders...),
 			wantStatus: 101,
-			wantPath:   "/",
-		},
-		{
-			name:       "subprotocol selected in client order",
-			req:        request("GET / HTTP/1.1", plus("Sec-WebSocket-Protocol: v1.chat, v2.chat")...),
-			protocols:  []string{"v2.chat", "v1.chat"},
-			wantStatus: 101,
-			wantPath:   "/",
-			wantProto:  "v1.chat",
-		},
-		{
-			name:       "subprotocol from second header line",
-			req:        request("GET / HTTP/1.1", plus("Sec-WebSocket-Protocol: a", "Sec-WebSocket-Protocol: b")...),
-			protocols:  []string{"b"},
-			wantStatus: 101,
-			wantPath:   "/",
-			wantProto:  "b",
-		},
-		{
-			name:       "no common subprotocol",
-			req:        request("GET / HTTP/1.1", plus("Sec-WebSocket-Protocol: mqtt")...),
-			protocols:  []string{"chat"},
-			wantStatus: 101,
-			wantPath:   "/",
 		},
 		{
 			name:       "subprotocol offered, server has none",
 			req:        request("GET / HTTP/1.1", plus("Sec-WebSocket-Protocol: chat")...),
 			wantStatus: 101,
-			wantPath:   "/",
 		},
 		{
 			name:       "extensions offered are ignored",
 			req:        request("GET / HTTP/1.1", plus("Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits")...),
 			wantStatus: 101,
-			wantPath:   "/",
-		},
-		{
-			name:       "malformed subprotocol list",
-			req:        request("GET / HTTP/1.1", plus("Sec-WebSocket-Protocol: a;b, c")...),
-			protocols:  []string{"c"},
-			wantStatus: 400,
-			wantReason: ReasonMalformed,
-			wantPath:   "/",
 		},
 
 		// Method and HTTP version.
@@ -336,7 +293,6 @@ func TestUpgradeStatuses(t *testing.T) {
 			req:        request("POST /chat HTTP/1.1", baseHeaders...),
 			wantStatus: 405,
 			wantReason: ReasonMethod,
-			wantPath:   "/chat",
 			wantHeader: map[string]string{"Allow": "GET"},
 		},
 		{
@@ -344,7 +300,6 @@ func TestUpgradeStatuses(t *testing.T) {
 			req:        request("get / HTTP/1.1", baseHeaders...),
 			wantStatus: 405,
 			wantReason: ReasonMethod,
-			wantPath:   "/",
 			wantHeader: map[string]string{"Allow": "GET"},
 		},
 		{
@@ -352,21 +307,18 @@ func TestUpgradeStatuses(t *testing.T) {
 			req:        request("HEAD / HTTP/1.1", "Host: a"),
 			wantStatus: 405,
 			wantReason: ReasonMethod,
-			wantPath:   "/",
 		},
 		{
 			name:       "HTTP/1.0",
 			req:        request("GET / HTTP/1.0", baseHeaders...),
 			wantStatus: 505,
 			wantReason: ReasonProto,
-			wantPath:   "/",
 		},
 		{
 			name:       "HTTP/2.0",
 			req:        request("GET / HTTP/2.0", baseHeaders...),
 			wantStatus: 505,
 			wantReason: ReasonProto,
-			wantPath:   "/",
 		},
 		{
 			name:       "HTTP/2 preface",
@@ -379,7 +331,6 @@ func TestUpgradeStatuses(t *testing.T) {
 			req:        request("POST / HTTP/0.9"),
 			wantStatus: 505,
 			wantReason: ReasonProto,
-			wantPath:   "/",
 		},
 
 		// Not HTTP, or bad syntax.
@@ -472,49 +423,42 @@ func TestUpgradeStatuses(t *testing.T) {
 			req:        request("GET / HTTP/1.1", plus("NoColon")...),
 			wantStatus: 400,
 			wantReason: ReasonMalformed,
-			wantPath:   "/",
 		},
 		{
 			name:       "space before colon",
 			req:        request("GET / HTTP/1.1", headersWith("Host", "Host : example.com")...),
 			wantStatus: 400,
 			wantReason: ReasonMalformed,
-			wantPath:   "/",
 		},
 		{
 			name:       "obsolete line folding",
 			req:        request("GET / HTTP/1.1", plus("X-A: a", " folded")...),
 			wantStatus: 400,
 			wantReason: ReasonMalformed,
-			wantPath:   "/",
 		},
 		{
 			name:       "control character in value",
 			req:        request("GET / HTTP/1.1", plus("X-A: a\x00b")...),
 			wantStatus: 400,
 			wantReason: ReasonMalformed,
-			wantPath:   "/",
 		},
 		{
 			name:       "bare LF inside the head",
 			req:        []byte("GET / HTTP/1.1\r\nHost: a\nUpgrade: websocket\r\n\r\n"),
 			wantStatus: 400,
 			wantReason: ReasonMalformed,
-			wantPath:   "/",
 		},
 		{
 			name:       "bare CR inside the head",
 			req:        []byte("GET / HTTP/1.1\r\nHost: a\rUpgrade: websocket\r\n\r\n"),
 			wantStatus: 400,
 			wantReason: ReasonMalformed,
-			wantPath:   "/",
 		},
 		{
 			name:       "syntax error beats missing headers",
 			req:        request("GET / HTTP/1.1", "Host: a", "bad line"),
 			wantStatus: 400,
 			wantReason: ReasonMalformed,
-			wantPath:   "/",
 		},
 
 		// Host.
@@ -523,49 +467,42 @@ func TestUpgradeStatuses(t *testing.T) {
 			req:        request("GET / HTTP/1.1", headersWith("Host")...),
 			wantStatus: 400,
 			wantReason: ReasonHost,
-			wantPath:   "/",
 		},
 		{
 			name:       "empty Host",
 			req:        request("GET / HTTP/1.1", headersWith("Host", "Host: ")...),
 			wantStatus: 400,
 			wantReason: ReasonHost,
-			wantPath:   "/",
 		},
 		{
 			name:       "Host with space",
 			req:        request("GET / HTTP/1.1", headersWith("Host", "Host: a b")...),
 			wantStatus: 400,
 			wantReason: ReasonHost,
-			wantPath:   "/",
 		},
 		{
 			name:       "Host with path",
 			req:        request("GET / HTTP/1.1", headersWith("Host", "Host: a/b")...),
 			wantStatus: 400,
 			wantReason: ReasonHost,
-			wantPath:   "/",
 		},
 		{
 			name:       "Host with bad port",
 			req:        request("GET / HTTP/1.1", headersWith("Host", "Host: a:8o")...),
 			wantStatus: 400,
 			wantReason: ReasonHost,
-			wantPath:   "/",
 		},
 		{
 			name:       "Host with unclosed IPv6 literal",
 			req:        request("GET / HTTP/1.1", headersWith("Host", "Host: [::1")...),
 			wantStatus: 400,
 			wantReason: ReasonHost,
-			wantPath:   "/",
 		},
 		{
 			name:       "two Host headers",
 			req:        request("GET / HTTP/1.1", plus("Host: evil.example")...),
 			wantStatus: 400,
 			wantReason: ReasonHost,
-			wantPath:   "/",
 		},
 
 		// Upgrade and Connection.
@@ -574,28 +511,24 @@ func TestUpgradeStatuses(t *testing.T) {
 			req:        request("GET / HTTP/1.1", headersWith("Upgrade")...),
 			wantStatus: 400,
 			wantReason: ReasonUpgrade,
-			wantPath:   "/",
 		},
 		{
 			name:       "Upgrade h2c",
 			req:        request("GET / HTTP/1.1", headersWith("Upgrade", "Upgrade: h2c")...),
 			wantStatus: 400,
 			wantReason: ReasonUpgrade,
-			wantPath:   "/",
 		},
 		{
 			name:       "missing Connection",
 			req:        request("GET / HTTP/1.1", headersWith("Connection")...),
 			wantStatus: 400,
 			wantReason: ReasonConnection,
-			wantPath:   "/",
 		},
 		{
 			name:       "Connection without upgrade",
 			req:        request("GET / HTTP/1.1", headersWith("Connection", "Connection: keep-alive")...),
 			wantStatus: 400,
 			wantReason: ReasonConnection,
-			wantPath:   "/",
 		},
 
 		// Sec-WebSocket-Key.
@@ -604,35 +537,30 @@ func TestUpgradeStatuses(t *testing.T) {
 			req:        request("GET / HTTP/1.1", headersWith("Sec-WebSocket-Key")...),
 			wantStatus: 400,
 			wantReason: ReasonKey,
-			wantPath:   "/",
 		},
 		{
 			name:       "short key",
 			req:        request("GET / HTTP/1.1", headersWith("Sec-WebSocket-Key", "Sec-WebSocket-Key: abc")...),
 			wantStatus: 400,
 			wantReason: ReasonKey,
-			wantPath:   "/",
 		},
 		{
 			name:       "24 characters, not base64",
 			req:        request("GET / HTTP/1.1", headersWith("Sec-WebSocket-Key", "Sec-WebSocket-Key: !!!!!!!!!!!!!!!!!!!!!!!!")...),
 			wantStatus: 400,
 			wantReason: ReasonKey,
-			wantPath:   "/",
 		},
 		{
 			name:       "24 characters of base64 for 18 bytes",
 			req:        request("GET / HTTP/1.1", headersWith("Sec-WebSocket-Key", "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAAAA")...),
 			wantStatus: 400,
 			wantReason: ReasonKey,
-			wantPath:   "/",
 		},
 		{
 			name:       "two keys",
 			req:        request("GET / HTTP/1.1", plus("Sec-WebSocket-Key: AQIDBAUGBwgJCgsMDQ4PEA==")...),
 			wantStatus: 400,
 			wantReason: ReasonKey,
-			wantPath:   "/",
 		},
 
 		// Sec-WebSocket-Version.
@@ -641,7 +569,6 @@ func TestUpgradeStatuses(t *testing.T) {
 			req:        request("GET / HTTP/1.1", headersWith("Sec-WebSocket-Version", "Sec-WebSocket-Version: 8")...),
 			wantStatus: 426,
 			wantReason: ReasonVersion,
-			wantPath:   "/",
 			wantHeader: map[string]string{"Sec-WebSocket-Version": "13", "Upgrade": "websocket"},
 		},
 		{
@@ -649,7 +576,6 @@ func TestUpgradeStatuses(t *testing.T) {
 			req:        request("GET / HTTP/1.1", headersWith("Sec-WebSocket-Version", "Sec-WebSocket-Version: 13, 8")...),
 			wantStatus: 426,
 			wantReason: ReasonVersion,
-			wantPath:   "/",
 			wantHeader: map[string]string{"Sec-WebSocket-Version": "13"},
 		},
 		{
@@ -657,7 +583,6 @@ func TestUpgradeStatuses(t *testing.T) {
 			req:        request("GET / HTTP/1.1", headersWith("Sec-WebSocket-Version", "Sec-WebSocket-Version:")...),
 			wantStatus: 426,
 			wantReason: ReasonVersion,
-			wantPath:   "/",
 			wantHeader: map[string]string{"Sec-WebSocket-Version": "13"},
 		},
 		{
@@ -665,7 +590,6 @@ func TestUpgradeStatuses(t *testing.T) {
 			req:        request("GET / HTTP/1.1", headersWith("Sec-WebSocket-Version")...),
 			wantStatus: 400,
 			wantReason: ReasonVersion,
-			wantPath:   "/",
 			wantHeader: map[string]string{"Sec-WebSocket-Version": "13"},
 		},
 		{
@@ -673,7 +597,6 @@ func TestUpgradeStatuses(t *testing.T) {
 			req:        request("GET / HTTP/1.1", plus("Sec-WebSocket-Version: 13")...),
 			wantStatus: 400,
 			wantReason: ReasonVersion,
-			wantPath:   "/",
 		},
 
 		// Precedence.
@@ -682,28 +605,24 @@ func TestUpgradeStatuses(t *testing.T) {
 			req:        request("GET / HTTP/1.1", "Connection: close", "Upgrade: h2c", "Host: a"),
 			wantStatus: 400,
 			wantReason: ReasonConnection,
-			wantPath:   "/",
 		},
 		{
 			name:       "method before header syntax",
 			req:        []byte("POST /x HTTP/1.1\r\nHost: a\nBad\r\n\r\n"),
 			wantStatus: 405,
 			wantReason: ReasonMethod,
-			wantPath:   "/x",
 		},
 		{
 			name:       "missing headers: Host reported before Upgrade",
 			req:        request("GET / HTTP/1.1", "Sec-WebSocket-Version: 13"),
 			wantStatus: 400,
 			wantReason: ReasonHost,
-			wantPath:   "/",
 		},
 		{
 			name:       "gobwas checks before strict checks",
 			req:        request("GET / HTTP/1.1", append(headersWith("Upgrade"), "Host: second")...),
 			wantStatus: 400,
 			wantReason: ReasonUpgrade,
-			wantPath:   "/",
 		},
 		{
 			name: "strict checks in request order",
@@ -712,15 +631,13 @@ func TestUpgradeStatuses(t *testing.T) {
 				"Host: second")...),
 			wantStatus: 400,
 			wantReason: ReasonKey,
-			wantPath:   "/",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			orig := slices.Clone(tt.req)
 			prefix := []byte("kept")
-			u := Upgrader{Protocols: tt.protocols}
-			out, res := u.Upgrade(prefix, tt.req)
+			out, res := Upgrade(prefix, tt.req, nil)
 			if !bytes.Equal(tt.req, orig) {
 				t.Fatalf("request modified")
 			}
@@ -728,10 +645,10 @@ func TestUpgradeStatuses(t *testing.T) {
 				t.Fatalf("dst prefix overwritten")
 			}
 			out = out[4:]
-			if res.Status != tt.wantStatus || res.Reason != tt.wantReason || res.Path != tt.wantPath || res.Protocol != tt.wantProto {
+			if res.Status != tt.wantStatus || res.Reason != tt.wantReason {
 				t.Fatalf(
-					"Result %+v, want status %d reason %q path %q protocol %q\n%s",
-					res, tt.wantStatus, tt.wantReason, tt.wantPath, tt.wantProto, out,
+					"Result %+v, want status %d reason %q\n%s",
+					res, tt.wantStatus, tt.wantReason, out,
 				)
 			}
 			resp := checkResponse(t, out, res, rfcKey)
@@ -748,7 +665,8 @@ func TestUpgradeStatuses(t *testing.T) {
 }
 
 func TestUpgradeRFCExample(t *testing.T) {
-	// RFC 6455 section 1.3's example handshake, answered with its accept.
+	// RFC 6455 section 1.3's example handshake, answered with its accept
+	// and, as no subprotocol is negotiated, without Sec-WebSocket-Protocol.
 	req := request("GET /chat HTTP/1.1",
 		"Host: server.example.com",
 		"Upgrade: websocket",
@@ -758,15 +676,13 @@ func TestUpgradeRFCExample(t *testing.T) {
 		"Sec-WebSocket-Protocol: chat, superchat",
 		"Sec-WebSocket-Version: 13",
 	)
-	u := Upgrader{Protocols: []string{"chat"}}
-	out, res := u.Upgrade(nil, req)
+	out, res := Upgrade(nil, req, nil)
 	want := "HTTP/1.1 101 Switching Protocols\r\n" +
 		"Upgrade: websocket\r\n" +
 		"Connection: Upgrade\r\n" +
 		"Sec-WebSocket-Accept: " + rfcAccept + "\r\n" +
-		"Sec-WebSocket-Protocol: chat\r\n" +
 		"\r\n"
-	if string(out) != want || res != (Result{Status: 101, Path: "/chat", Protocol: "chat"}) {
+	if string(out) != want || res != (Result{Status: 101}) {
 		t.Fatalf(
 			"got %+v\n%q\nwant\n%q",
 			res, out, want,
@@ -814,7 +730,7 @@ func TestUpgradeCheck(t *testing.T) {
 		return 0, ""
 	}
 	out, res := Upgrade(nil, req, accept)
-	if res.Status != 101 || calls != 1 || gotURI != "/room/7?token=abc" || res.Path != "/room/7" {
+	if res.Status != 101 || calls != 1 || gotURI != "/room/7?token=abc" {
 		t.Fatalf(
 			"accept: %+v calls=%d uri=%q\n%s",
 			res, calls, gotURI, out,
