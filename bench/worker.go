@@ -60,15 +60,51 @@ const drainPoll = 20 * time.Millisecond
 // coordinator's commands; a closed ctl or a cancelled ctx ends the run
 // early, still reporting a result. emit is called from this goroutine only.
 func runWorker(ctx context.Context, spec WorkerSpec, ctl <-chan ctlMsg, emit func(workerMsg)) error {
-	cfg := spec.Config
-	cfg.APIKey = spec.APIKey
-	tg, err := resolveTarget(ctx, cfg.URL)
+	w, err := newWorkerRun(ctx, spec, emit)
 	if err != nil {
 		return err
 	}
+	w.e.Start()
+	defer w.e.Stop()
+	w.sc.setup(w.e)
+	w.tick = time.NewTicker(progressEvery)
+	defer w.tick.Stop()
+	if !w.awaitStart(ctx, ctl) {
+		return w.finish(false, 0)
+	}
+	cpu0 := selfCPU()
+	w.sc.begin(w.e)
+	w.sc.end(w.e, w.awaitStop(ctx, ctl))
+	driverCPU := selfCPU() - cpu0
+	w.drain()
+	return w.finish(true, driverCPU)
+}
+
+// workerRun is one worker's run. Its fields are set by newWorkerRun and
+// runWorker and used on the worker goroutine only; the engine's loops reach
+// the scenario through Handler calls and Engine.Sync.
+type workerRun struct {
+	cfg  Config // this worker's copy: APIKey restored, DialRate its share
+	spec WorkerSpec
+	e    *Engine
+	sc   scenario
+	emit func(workerMsg)
+	tick *time.Ticker // progress reports; set by runWorker
+}
+
+// newWorkerRun resolves the target and builds the worker's scenario and
+// its engine, not yet started.
+func newWorkerRun(ctx context.Context, spec WorkerSpec, emit func(workerMsg)) (*workerRun, error) {
+	w := &workerRun{cfg: spec.Config, spec: spec, emit: emit}
+	cfg := &w.cfg
+	cfg.APIKey = spec.APIKey
+	tg, err := resolveTarget(ctx, cfg.URL)
+	if err != nil {
+		return nil, err
+	}
 	src, err := ParseSrcRange(cfg.Src)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	loops := spec.Loops
 	if loops <= 0 {
@@ -79,7 +115,7 @@ func runWorker(ctx context.Context, spec WorkerSpec, ctl <-chan ctlMsg, emit fun
 	if cfg.DialRate > 0 && cfg.Conns > 0 {
 		cfg.DialRate *= float64(spec.Slots) / float64(cfg.Conns)
 	}
-	sc := newScenario(&cfg, spec.Slots, loops, cfg.Conns)
+	w.sc = newScenario(cfg, spec.Slots, loops, cfg.Conns)
 	ecfg := EngineConfig{
 		Addr:             tg.addr,
 		Port:             tg.port,
@@ -94,82 +130,86 @@ func runWorker(ctx context.Context, spec WorkerSpec, ctl <-chan ctlMsg, emit fun
 	if cfg.Scenario == ScenarioEcho && cfg.MsgRate > 0 {
 		ecfg.Tick = time.Millisecond
 	}
-	e, err := NewEngine(ecfg, sc)
-	if err != nil {
-		return err
+	if w.e, err = NewEngine(ecfg, w.sc); err != nil {
+		return nil, err
 	}
-	e.Start()
-	defer e.Stop()
-	sc.setup(e)
+	return w, nil
+}
 
-	tick := time.NewTicker(progressEvery)
-	defer tick.Stop()
-	report := func() {
-		var p Progress
-		sc.progress(&p)
-		p.At = time.Now().UnixNano()
-		emit(workerMsg{Type: "progress", Progress: &p})
-	}
-	var driverCPU time.Duration
-	finish := func(measured bool) error {
-		report()
-		r := &Result{Scenario: cfg.Scenario, DriverCPUSeconds: driverCPU.Seconds()}
-		sc.collect(e, r)
-		if !measured {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("worker %d stopped before the measured phase", spec.Index))
-		}
-		emit(workerMsg{Type: "result", Result: r})
-		return nil
-	}
-
-	// Setup: wait for every connection to settle, then for "start".
+// awaitStart waits for every connection to settle, says "ready", then
+// waits for "start". It reports false when the run ended first: ctx was
+// cancelled, or ctl closed or said "stop" (the scenario is then ended).
+func (w *workerRun) awaitStart(ctx context.Context, ctl <-chan ctlMsg) bool {
 	isReady := false
-	for started := false; !started; {
-		if !isReady && sc.ready(e) {
+	for {
+		if !isReady && w.sc.ready(w.e) {
 			isReady = true
-			report()
-			emit(workerMsg{Type: "ready"})
+			w.report()
+			w.emit(workerMsg{Type: "ready"})
 		}
 		select {
 		case <-ctx.Done():
-			return finish(false)
+			return false
 		case m, ok := <-ctl:
 			if !ok || m.Cmd == "stop" {
-				sc.end(e, m)
-				return finish(false)
+				w.sc.end(w.e, m)
+				return false
 			}
 			if m.Cmd == "start" {
-				started = true
+				return true
 			}
-		case <-tick.C:
-			report()
+		case <-w.tick.C:
+			w.report()
 		case <-time.After(drainPoll):
 		}
 	}
-	cpu0 := selfCPU()
-	sc.begin(e)
+}
 
-	// Measured phase: until "stop".
-	var stop ctlMsg
-	for stopping := false; !stopping; {
+// awaitStop reports progress through the measured phase until "stop", ctl
+// closing or ctx ending, and returns the stop command (zero if none came).
+func (w *workerRun) awaitStop(ctx context.Context, ctl <-chan ctlMsg) ctlMsg {
+	for {
 		select {
 		case <-ctx.Done():
-			stopping = true
+			return ctlMsg{}
 		case m, ok := <-ctl:
 			if !ok || m.Cmd == "stop" {
-				stop, stopping = m, true
+				return m
 			}
-		case <-tick.C:
-			report()
+		case <-w.tick.C:
+			w.report()
 		}
 	}
-	sc.end(e, stop)
-	driverCPU = selfCPU() - cpu0
-	deadline := time.Now().Add(cfg.Drain)
-	for !sc.drained(e) && time.Now().Before(deadline) {
+}
+
+// drain waits, at most -drain, for the messages still in flight.
+func (w *workerRun) drain() {
+	deadline := time.Now().Add(w.cfg.Drain)
+	for !w.sc.drained(w.e) && time.Now().Before(deadline) {
 		time.Sleep(drainPoll)
 	}
-	return finish(true)
+}
+
+// report emits a progress snapshot.
+func (w *workerRun) report() {
+	var p Progress
+	w.sc.progress(&p)
+	p.At = time.Now().UnixNano()
+	w.emit(workerMsg{Type: "progress", Progress: &p})
+}
+
+// finish emits the last progress and the worker's result; measured says
+// whether the measured phase ran, driverCPU is this process's CPU during
+// it.
+func (w *workerRun) finish(measured bool, driverCPU time.Duration) error {
+	w.report()
+	r := &Result{Scenario: w.cfg.Scenario, DriverCPUSeconds: driverCPU.Seconds()}
+	w.sc.collect(w.e, r)
+	if !measured {
+		r.Warnings = append(r.Warnings, fmt.Sprintf("worker %d stopped before the measured phase", w.spec.Index))
+	}
+	w.emit(workerMsg{Type: "result", Result: r})
+	return nil
 }
 
 // WorkerMain is the body of a worker process: it reads a WorkerSpec and
