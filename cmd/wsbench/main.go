@@ -96,47 +96,12 @@ Run "wsbench <command> -h" for a command's flags.
 `)
 }
 
+// runScenario runs "wsbench <name> [flags]": it parses and checks the
+// flags, runs the scenario, prints the summary line on stdout and returns
+// the exit status.
 func runScenario(name string, args []string, stdout, stderr io.Writer) int {
 	cfg := bench.DefaultConfig(name)
-	fs := flag.NewFlagSet("wsbench "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.URL, "url", cfg.URL, "server `URL` (ws:// only)")
-	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "number of connections over all workers")
-	fs.StringVar(&cfg.Procs, "procs", cfg.Procs, "worker processes: auto (ceil(conns/15000)) or N")
-	fs.StringVar(&cfg.Src, "src", cfg.Src, "source address `range` to spread sockets over, e.g. 127.0.0.2-127.0.0.250")
-	fs.StringVar(&cfg.JSON, "json", "", "write the full result to `FILE`")
-	fs.StringVar(&cfg.Label, "label", cfg.Label, "name of the server under test, recorded in the result")
-	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "sample this server `PID`'s CPU and RSS from /proc (without it, CPU and memory per connection are not measured)")
-	fs.IntVar(&cfg.Loops, "loops", 0, "event loops per worker (0: CPUs / workers)")
-	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "connect plus handshake timeout per connection")
-	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "longest wait for in-flight messages after the measured phase")
-	strict := fs.Bool("strict", false, "exit with status 3 if any connection failed or any message was lost, duplicated or corrupted")
-	switch name {
-	case bench.ScenarioConnect:
-		fs.Float64Var(&cfg.DialRate, "rate", cfg.DialRate, "connections per second (0: unpaced)")
-		fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "how long to hold all connections open")
-	case bench.ScenarioEcho:
-		fs.Float64Var(&cfg.MsgRate, "rate", 0, "total messages per second (0: as fast as possible, one in flight per connection)")
-		fs.Float64Var(&cfg.DialRate, "connect-rate", cfg.DialRate, "connections per second while opening")
-		fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of the measured phase")
-		fs.IntVar(&cfg.Size, "size", cfg.Size, "message size in bytes")
-	case bench.ScenarioPubSub:
-		fs.Float64Var(&cfg.DialRate, "rate", cfg.DialRate, "connections per second while opening")
-		fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to publish")
-		fs.IntVar(&cfg.Channels, "channels", cfg.Channels, "number of channels; subscriber i takes channel i % channels")
-		fs.StringVar(&cfg.ChannelPrefix, "channel-prefix", cfg.ChannelPrefix, "channel names are prefix + index")
-		fs.Float64Var(&cfg.PublishRate, "publish-rate", cfg.PublishRate, "messages published per second over all channels")
-		fs.StringVar(&cfg.PublishURL, "publish-url", "", "publish with HTTP POST to this `URL` (e.g. http://127.0.0.1:9090/api/publish) instead of the WebSocket publish op")
-		fs.StringVar(&cfg.APIKey, "api-key", "", "bearer `key` for -publish-url")
-		fs.IntVar(&cfg.Size, "size", 0, "size of each published data object in bytes, padded (0: the bare {\"t\":..,\"n\":..}, about 35 bytes)")
-	case bench.ScenarioChurn:
-		fs.Float64Var(&cfg.DialRate, "rate", cfg.DialRate, "connections per second for the initial connects")
-		fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "lifetime of each connection before it disconnects")
-		fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of the run")
-		fs.DurationVar(&cfg.Backoff.Base, "backoff-base", cfg.Backoff.Base, "first reconnect delay")
-		fs.DurationVar(&cfg.Backoff.Max, "backoff-max", cfg.Backoff.Max, "reconnect delay cap")
-		fs.DurationVar(&cfg.Backoff.Jitter, "backoff-jitter", cfg.Backoff.Jitter, "reconnect delay jitter (+/-)")
-	}
+	fs, strict := scenarioFlags(name, &cfg, stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK
@@ -187,6 +152,51 @@ func runScenario(name string, args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return exitOK
+}
+
+// scenarioFlags defines scenario name's flags on a new FlagSet that writes
+// into cfg, whose values are the defaults; strict is -strict.
+func scenarioFlags(name string, cfg *bench.Config, stderr io.Writer) (fs *flag.FlagSet, strict *bool) {
+	fs = flag.NewFlagSet("wsbench "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.URL, "url", cfg.URL, "server `URL` (ws:// only)")
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "number of connections over all workers")
+	fs.StringVar(&cfg.Procs, "procs", cfg.Procs, "worker processes: auto (ceil(conns/15000)) or N")
+	fs.StringVar(&cfg.Src, "src", cfg.Src, "source address `range` to spread sockets over, e.g. 127.0.0.2-127.0.0.250")
+	fs.StringVar(&cfg.JSON, "json", "", "write the full result to `FILE`")
+	fs.StringVar(&cfg.Label, "label", cfg.Label, "name of the server under test, recorded in the result")
+	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "sample this server `PID`'s CPU and RSS from /proc (without it, CPU and memory per connection are not measured)")
+	fs.IntVar(&cfg.Loops, "loops", 0, "event loops per worker (0: CPUs / workers)")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "connect plus handshake timeout per connection")
+	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "longest wait for in-flight messages after the measured phase")
+	strict = fs.Bool("strict", false, "exit with status 3 if any connection failed or any message was lost, duplicated or corrupted")
+	switch name {
+	case bench.ScenarioConnect:
+		fs.Float64Var(&cfg.DialRate, "rate", cfg.DialRate, "connections per second (0: unpaced)")
+		fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "how long to hold all connections open")
+	case bench.ScenarioEcho:
+		fs.Float64Var(&cfg.MsgRate, "rate", 0, "total messages per second (0: as fast as possible, one in flight per connection)")
+		fs.Float64Var(&cfg.DialRate, "connect-rate", cfg.DialRate, "connections per second while opening")
+		fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of the measured phase")
+		fs.IntVar(&cfg.Size, "size", cfg.Size, "message size in bytes")
+	case bench.ScenarioPubSub:
+		fs.Float64Var(&cfg.DialRate, "rate", cfg.DialRate, "connections per second while opening")
+		fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to publish")
+		fs.IntVar(&cfg.Channels, "channels", cfg.Channels, "number of channels; subscriber i takes channel i % channels")
+		fs.StringVar(&cfg.ChannelPrefix, "channel-prefix", cfg.ChannelPrefix, "channel names are prefix + index")
+		fs.Float64Var(&cfg.PublishRate, "publish-rate", cfg.PublishRate, "messages published per second over all channels")
+		fs.StringVar(&cfg.PublishURL, "publish-url", "", "publish with HTTP POST to this `URL` (e.g. http://127.0.0.1:9090/api/publish) instead of the WebSocket publish op")
+		fs.StringVar(&cfg.APIKey, "api-key", "", "bearer `key` for -publish-url")
+		fs.IntVar(&cfg.Size, "size", 0, "size of each published data object in bytes, padded (0: the bare {\"t\":..,\"n\":..}, about 35 bytes)")
+	case bench.ScenarioChurn:
+		fs.Float64Var(&cfg.DialRate, "rate", cfg.DialRate, "connections per second for the initial connects")
+		fs.DurationVar(&cfg.Hold, "hold", cfg.Hold, "lifetime of each connection before it disconnects")
+		fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of the run")
+		fs.DurationVar(&cfg.Backoff.Base, "backoff-base", cfg.Backoff.Base, "first reconnect delay")
+		fs.DurationVar(&cfg.Backoff.Max, "backoff-max", cfg.Backoff.Max, "reconnect delay cap")
+		fs.DurationVar(&cfg.Backoff.Jitter, "backoff-jitter", cfg.Backoff.Jitter, "reconnect delay jitter (+/-)")
+	}
+	return fs, strict
 }
 
 func runReport(args []string, stdout, stderr io.Writer) int {
