@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/netip"
 
 	"github.com/gobwas/ws"
-	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/frame"
 	"github.com/wsgate/wsgate/netpoll"
@@ -227,13 +225,8 @@ func (c *Conn) debug(msg string, args ...any) {
 		return
 	}
 	peer := "unknown"
-	if sa, err := unix.Getpeername(int(c.fd)); err == nil {
-		switch a := sa.(type) {
-		case *unix.SockaddrInet4:
-			peer = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
-		case *unix.SockaddrInet6:
-			peer = netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String()
-		}
+	if a, ok := netpoll.PeerAddr(int(c.fd)); ok {
+		peer = a.String()
 	}
 	log.Debug(msg, append(args, "conn", c.id, "peer", peer)...)
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/netpoll"
 	"github.com/wsgate/wsgate/ringbuf"
@@ -123,7 +122,7 @@ type Engine struct {
 	free     []*Conn // pooled Conn structs
 	pool     ringbuf.Pool
 	rbuf     []byte
-	iov      []unix.Iovec
+	views    [][]byte
 	dirty    []*Conn // connections with output queued or a close pending this pass
 	flushAt  int64   // WriteDelay: when the pending output must be flushed; 0: nothing pending
 	seq      uint32  // connection ID sequence
@@ -139,13 +138,13 @@ func NewEngine(loop *netpoll.Loop, cfg Config, h Handler, held *atomic.Int64) *E
 		held = new(atomic.Int64)
 	}
 	e := &Engine{
-		loop: loop,
-		cfg:  cfg,
-		h:    h,
-		held: held,
-		rbuf: make([]byte, cfg.ReadBufferSize),
-		iov:  make([]unix.Iovec, 0, ringbuf.IOVMax),
-		rnd:  uint64(loop.Now()) | 1,
+		loop:  loop,
+		cfg:   cfg,
+		h:     h,
+		held:  held,
+		rbuf:  make([]byte, cfg.ReadBufferSize),
+		views: make([][]byte, 0, netpoll.IOVMax),
+		rnd:   uint64(loop.Now()) | 1,
 	}
 	return e
 }
@@ -214,12 +213,12 @@ func (e *Engine) freeConn(c *Conn) {
 // OnAccept implements netpoll.Handler.
 func (e *Engine) OnAccept(fd int) {
 	if fd > fdMask || e.draining {
-		unix.Close(fd)
+		e.loop.Close(fd)
 		return
 	}
 	if err := e.loop.Register(fd); err != nil {
 		e.loop.Logger().Error("register accepted socket", "err", err)
-		unix.Close(fd)
+		e.loop.Close(fd)
 		return
 	}
 	for fd >= len(e.conns) {

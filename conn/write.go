@@ -5,6 +5,8 @@ import (
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
+
+	"github.com/wsgate/wsgate/netpoll"
 )
 
 // flush writes the pending output with one writev (a second only after a partial write, to learn
@@ -12,10 +14,12 @@ import (
 func (c *Conn) flush() {
 	e := c.e
 	for c.out != nil && c.out.Len() > 0 && c.flags&flagBlocked == 0 {
-		n, iov, err := c.out.Flush(int(c.fd), e.iov)
-		e.iov = iov
+		e.views = c.out.Views(e.views[:0], netpoll.IOVMax)
+		n, err := e.loop.Writev(int(c.fd), e.views)
+		clear(e.views) // nothing may keep a released chunk or a shared frame alive
 		e.Stats.Writev.Add(1)
 		if n > 0 {
+			c.out.Advance(n)
 			e.Stats.BytesOut.Add(uint64(n))
 		}
 		switch {
@@ -52,7 +56,7 @@ func (c *Conn) hangup() {
 		c.closeNow(code)
 		return
 	}
-	unix.Shutdown(int(c.fd), unix.SHUT_WR)
+	netpoll.ShutdownWrite(int(c.fd))
 }
 
 // armHeartbeat schedules the first timer of an open connection. Pings start at a random phase

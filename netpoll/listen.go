@@ -106,20 +106,3 @@ func listenOne(ip net.IP, port, backlog int) (int, error) {
 	}
 	return fd, nil
 }
-
-// accept4 is accept4(2) with no peer address (the address is looked up only when someone asks
-// for it), so accepting allocates nothing. The new socket is non-blocking and close-on-exec. The
-// listener is non-blocking, so the call is raw (see Read).
-func accept4(lfd int) (int, error) {
-	for {
-		r, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
-		switch e {
-		case 0:
-			return int(r), nil
-		case unix.EINTR:
-			continue
-		default:
-			return -1, e
-		}
-	}
-}

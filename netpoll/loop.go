@@ -14,7 +14,7 @@ import (
 // Handler receives a loop's events. Every method runs on the loop goroutine.
 type Handler interface {
 	// OnAccept takes ownership of a newly accepted, non-blocking socket: it registers the fd with
-	// Loop.Register or closes it with unix.Close.
+	// Loop.Register or closes it with Loop.Close.
 	OnAccept(fd int)
 	// OnEvent reports readiness (Event* bits) of a registered fd. It is called only while the
 	// registration that produced the event is current (see the generation invariant).
@@ -69,6 +69,7 @@ type Loop struct {
 	lfd        int
 	now        func() int64
 	events     []unix.EpollEvent
+	iov        []unix.Iovec      // Writev's iovec array, cap IOVMax
 	again      []unix.EpollEvent // requeued reads for the next pass
 	againSpare []unix.EpollEvent
 	gens       []uint32 // current generation per fd; 0 = not registered
@@ -137,6 +138,7 @@ func NewLoop(cfg LoopConfig) (*Loop, error) {
 		}
 	}
 	l.events = make([]unix.EpollEvent, cfg.MaxEvents)
+	l.iov = make([]unix.Iovec, 0, IOVMax)
 	l.wheel = NewWheel(cfg.Tick, l.now())
 	l.listenTimer.Init(l.resumeListener)
 	return l, nil

@@ -3,9 +3,6 @@ package netpoll
 import (
 	"sync"
 	"sync/atomic"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // taskQueue is the multi-producer, single-consumer queue through which other goroutines hand work
@@ -39,25 +36,12 @@ func (q *taskQueue) wake() {
 	if q.woken.Load() || !q.woken.CompareAndSwap(false, true) {
 		return
 	}
-	one := uint64(1)
-	for {
-		_, err := unix.Write(q.efd, unsafe.Slice((*byte)(unsafe.Pointer(&one)), 8))
-		if err != unix.EINTR {
-			// EAGAIN means the counter is already non-zero: the loop will wake anyway.
-			return
-		}
-	}
+	signalEventfd(q.efd)
 }
 
 // consumeWake reads the eventfd and re-arms wake-ups. Loop goroutine only.
 func (q *taskQueue) consumeWake() {
-	var buf [8]byte
-	for {
-		_, err := unix.Read(q.efd, buf[:])
-		if err != unix.EINTR {
-			break
-		}
-	}
+	drainEventfd(q.efd)
 	// Clear before taking the tasks: a producer that appends after the swap below sees false and
 	// writes the eventfd again, so no task is left waiting for a wake-up that never comes.
 	q.woken.Store(false)

@@ -2,19 +2,15 @@
 
 package ringbuf
 
-import (
-	"testing"
+import "testing"
 
-	"golang.org/x/sys/unix"
-)
-
-// TestSteadyStateNoAllocs: once the pool is warm, queueing frames, building iovecs and draining
+// TestSteadyStateNoAllocs: once the pool is warm, queueing frames, taking their views and draining
 // allocates nothing.
 func TestSteadyStateNoAllocs(t *testing.T) {
 	var p Pool
 	shared := make([]byte, 300)
 	frame := make([]byte, 70)
-	scratch := make([]unix.Iovec, 0, IOVMax)
+	scratch := make([][]byte, 0, maxViews)
 	run := func() {
 		q := p.Queue()
 		for i := 0; i < 50; i++ {
@@ -22,7 +18,7 @@ func TestSteadyStateNoAllocs(t *testing.T) {
 			q.Ref(shared)
 		}
 		copy(q.Grow(10000), frame)
-		scratch = q.Iovecs(scratch[:0], IOVMax)
+		scratch = q.Views(scratch[:0], maxViews)
 		q.Advance(q.Len())
 		q.Release()
 	}

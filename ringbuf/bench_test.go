@@ -1,15 +1,11 @@
 package ringbuf
 
-import (
-	"testing"
-
-	"golang.org/x/sys/unix"
-)
+import "testing"
 
 func BenchmarkQueueWriteDrain(b *testing.B) {
 	var p Pool
 	frame := make([]byte, 66)
-	scratch := make([]unix.Iovec, 0, IOVMax)
+	scratch := make([][]byte, 0, maxViews)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(frame)) * 16)
 	for b.Loop() {
@@ -17,7 +13,7 @@ func BenchmarkQueueWriteDrain(b *testing.B) {
 		for i := 0; i < 16; i++ {
 			q.Write(frame)
 		}
-		scratch = q.Iovecs(scratch[:0], IOVMax)
+		scratch = q.Views(scratch[:0], maxViews)
 		q.Advance(q.Len())
 		q.Release()
 	}
@@ -26,14 +22,14 @@ func BenchmarkQueueWriteDrain(b *testing.B) {
 func BenchmarkQueueRefDrain(b *testing.B) {
 	var p Pool
 	shared := make([]byte, 66)
-	scratch := make([]unix.Iovec, 0, IOVMax)
+	scratch := make([][]byte, 0, maxViews)
 	b.ReportAllocs()
 	for b.Loop() {
 		q := p.Queue()
 		for i := 0; i < 16; i++ {
 			q.Ref(shared)
 		}
-		scratch = q.Iovecs(scratch[:0], IOVMax)
+		scratch = q.Views(scratch[:0], maxViews)
 		q.Advance(q.Len())
 		q.Release()
 	}

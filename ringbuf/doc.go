@@ -1,6 +1,8 @@
 // Package ringbuf holds outbound bytes for connections until the socket takes them: a Queue is a
-// ring of byte segments that a flush turns into one iovec array for a single writev(2), and a Pool
-// hands out size-classed byte chunks so that an idle connection holds no buffer at all.
+// ring of byte segments that a flush reads as views (one slice per segment: the iovecs of a single
+// writev(2)) and then tells how many bytes the socket took, and a Pool hands out size-classed byte
+// chunks so that an idle connection holds no buffer at all. It is a data structure only: the
+// writev itself is netpoll's, and ringbuf makes no system call.
 //
 // Ownership. A segment is either owned (a chunk borrowed from the Pool that the Queue copies frames
 // into and returns to the Pool once the socket has taken all of it) or shared (a reference to an

@@ -1,11 +1,5 @@
 package ringbuf
 
-import (
-	"unsafe"
-
-	"golang.org/x/sys/unix"
-)
-
 // chunkSize is the owned chunk size used for small frames; many of them are coalesced into one
 // chunk so that a flush of many small frames is a single iovec.
 const chunkSize = 4 << 10
@@ -123,15 +117,14 @@ func (q *Queue) Ref(b []byte) {
 	q.push(segment{b: b})
 }
 
-// Iovecs appends one iovec per pending segment, at most max, to dst and returns it. The iovecs
-// point into the queue's segments: they are valid until the next call that changes q.
-func (q *Queue) Iovecs(dst []unix.Iovec, max int) []unix.Iovec {
+// Views appends the pending bytes to dst as one slice per segment, in write order, at most max
+// of them, and returns dst: the iovec array of the next writev(2), in the shape netpoll's Writev
+// takes. The slices point into the queue's segments: they are read-only, and valid until the
+// next call that changes q. Once the socket has taken n bytes, Advance(n) consumes them.
+func (q *Queue) Views(dst [][]byte, max int) [][]byte {
 	for i := 0; i < q.n && i < max; i++ {
 		s := q.at(i)
-		p := s.b[s.off:]
-		v := unix.Iovec{Base: unsafe.SliceData(p)}
-		v.SetLen(len(p))
-		dst = append(dst, v)
+		dst = append(dst, s.b[s.off:])
 	}
 	return dst
 }

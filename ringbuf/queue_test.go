@@ -2,12 +2,12 @@ package ringbuf
 
 import (
 	"bytes"
-	"errors"
 	"math/rand/v2"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
+
+// maxViews is the most views the tests take at once: writev's limit, as a flush uses.
+const maxViews = 1024
 
 func TestClass(t *testing.T) {
 	cases := []struct{ n, class int }{
@@ -90,11 +90,10 @@ func TestQueueModel(t *testing.T) {
 			if q.Len() == 0 {
 				continue
 			}
-			// Drain a random prefix through the iovec view.
+			// Drain a random prefix through the views.
 			want := r.IntN(q.Len() + 1)
 			got := 0
-			for _, v := range q.Iovecs(nil, IOVMax) {
-				seg := unsafeBytes(v)
+			for _, seg := range q.Views(nil, maxViews) {
 				take := min(len(seg), want-got)
 				out = append(out, seg[:take]...)
 				got += take
@@ -108,8 +107,8 @@ func TestQueueModel(t *testing.T) {
 			t.Fatalf("step %d: Len %d, model pending %d", step, q.Len(), len(model)-len(out))
 		}
 	}
-	for _, v := range q.Iovecs(nil, IOVMax) {
-		out = append(out, unsafeBytes(v)...)
+	for _, seg := range q.Views(nil, maxViews) {
+		out = append(out, seg...)
 	}
 	q.Advance(q.Len())
 	if !bytes.Equal(out, model) {
@@ -156,64 +155,21 @@ func TestSmallWritesCoalesce(t *testing.T) {
 	}
 }
 
-// TestFlushSocketpair writes through a real socket with writev, including EAGAIN and partial
-// writes, and checks the peer receives exactly the queued bytes in order.
-func TestFlushSocketpair(t *testing.T) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
-	if err := unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
-		t.Fatal(err)
-	}
+// TestViewsFrontAndMax: the views start at the first unwritten byte, one per segment in order,
+// and stop at max; what is left over is taken by the next call.
+func TestViewsFrontAndMax(t *testing.T) {
 	var p Pool
 	q := p.Queue()
-	var want []byte
-	for i := 0; i < 3000; i++ {
-		b := bytes.Repeat([]byte{byte(i)}, 1+i%300)
-		if i%7 == 0 {
-			q.Ref(b)
-		} else {
-			q.Write(b)
-		}
-		want = append(want, b...)
+	for _, s := range []string{"one", "two", "three", "four"} {
+		q.Ref([]byte(s))
 	}
-	var got []byte
-	scratch := make([]unix.Iovec, 0, IOVMax)
-	rbuf := make([]byte, 64<<10)
-	sawAgain := false
-	for q.Len() > 0 {
-		// Two flushes before reading: the second finds the socket full.
-		for k := 0; k < 2; k++ {
-			var err error
-			_, scratch, err = q.Flush(fds[0], scratch)
-			if errors.Is(err, unix.EAGAIN) {
-				sawAgain = true
-			} else if err != nil {
-				t.Fatal(err)
-			}
-		}
-		for {
-			n, err := unix.Read(fds[1], rbuf)
-			if n <= 0 || err != nil {
-				break
-			}
-			got = append(got, rbuf[:n]...)
-		}
+	q.Advance(1)
+	got := q.Views(nil, 3)
+	if len(got) != 3 || string(got[0]) != "ne" || string(got[1]) != "two" || string(got[2]) != "three" {
+		t.Fatalf("views %q, want [ne two three]", got)
 	}
-	for {
-		n, _ := unix.Read(fds[1], rbuf)
-		if n <= 0 {
-			break
-		}
-		got = append(got, rbuf[:n]...)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("peer got %d bytes, want %d (or content differs)", len(got), len(want))
-	}
-	if !sawAgain {
-		t.Fatal("test never filled the socket: EAGAIN path not exercised")
+	q.Advance(2 + 3 + 5)
+	if got := q.Views(got[:0], 3); len(got) != 1 || string(got[0]) != "four" {
+		t.Fatalf("views after the advance %q, want [four]", got)
 	}
 }
