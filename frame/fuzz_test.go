@@ -270,6 +270,61 @@ func FuzzHandshake(f *testing.F) {
 	})
 }
 
+// FuzzParseRequest runs the request parser on arbitrary bytes. It must never
+// panic or modify its input, must fail only with the failures of steps 1 to 4
+// of Upgrade and report only step 6's, and a head it passes with no stricter
+// rule broken must be a GET of HTTP/1.1 or later that net/http parses to the
+// same target.
+func FuzzParseRequest(f *testing.F) {
+	f.Add(request("GET /chat?x=1 HTTP/1.1", baseHeaders...))
+	f.Add(request("GET ws://h:1/p HTTP/1.2", plus("X: a\tb")...))
+	f.Add(request("GET / HTTP/1.1", plus("Host: b", "Sec-WebSocket-Version: 13")...))
+	f.Add(request("GET / HTTP/1.1", headersWith("Host", "Host: [::1]:80")...))
+	f.Add(request("POST / HTTP/1.0", "a : b"))
+	f.Add([]byte("GET / HTTP/1.1\r\nHost: a\nB: c\r\n\r\n"))
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n\x81\x80"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		orig := bytes.Clone(data)
+		r, fail := parseRequest(data)
+		if !bytes.Equal(data, orig) {
+			t.Fatal("parseRequest modified its input")
+		}
+		switch fail {
+		case failNone, failMalformed, failProto, failMethod:
+		default:
+			t.Fatalf("failure %d for %q", fail, data)
+		}
+		switch r.strict {
+		case failNone, failHost, failKey, failVersionMissing:
+		default:
+			t.Fatalf("strict failure %d for %q", r.strict, data)
+		}
+		if fail != failNone {
+			return
+		}
+		if HeaderEnd(data) != len(r.head) || !bytes.HasPrefix(data, r.head) {
+			t.Fatalf("head %q of %q", r.head, data)
+		}
+		if r.strict != failNone {
+			return
+		}
+		req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(r.head)))
+		if err != nil {
+			t.Fatalf(
+				"passed a head net/http cannot parse (%v): %q",
+				err, r.head,
+			)
+		}
+		if req.Method != http.MethodGet || !req.ProtoAtLeast(1, 1) || req.RequestURI != string(r.uri) {
+			t.Fatalf(
+				"passed %s %q %s as target %q",
+				req.Method, req.RequestURI, req.Proto, r.uri,
+			)
+		}
+	})
+}
+
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {
