@@ -1,113 +1,13 @@
 package conn
 
 import (
-	"errors"
 	"sync/atomic"
-	"time"
 
 	"github.com/gobwas/ws"
 
 	"github.com/wsgate/wsgate/netpoll"
 	"github.com/wsgate/wsgate/ringbuf"
 )
-
-// Handler is what an application implements. Every method runs on the connection's loop
-// goroutine; a slow handler delays every connection of that loop.
-type Handler interface {
-	// OnOpen runs once the handshake has succeeded and the 101 response is queued.
-	OnOpen(c *Conn)
-	// OnMessage delivers one complete text or binary message. payload is borrowed: it points
-	// into the loop's read buffer (or the connection's assembly buffer) and is valid only until
-	// OnMessage returns; copy what must outlive the call. Text payloads are valid UTF-8.
-	OnMessage(c *Conn, op ws.OpCode, payload []byte)
-	// OnClose runs once when a connection that was opened is gone (its socket is closed). code is
-	// the close code received from the peer, or the one the server sent, or 1006 when the
-	// connection ended without a close frame. c must not be used after OnClose returns.
-	OnClose(c *Conn, code ws.StatusCode)
-}
-
-// Config holds the connection limits and timers. A zero limit or timeout takes the documented
-// default; a zero optional feature (pings, idle timeout, rate limit, write delay, connection cap)
-// is off, as the matching cmd/wsgate flag's 0 is. Validate reports values that cannot work.
-type Config struct {
-	MaxMessage       int64         // largest message accepted, in bytes (default 16 MiB); larger -> close 1009
-	MaxHeaderBytes   int           // largest handshake request head (default 8 KiB); larger -> 431
-	ReadBufferSize   int           // the loop's shared read buffer (default 64 KiB)
-	HandshakeTimeout time.Duration // default 5 s
-	PingInterval     time.Duration // ping period (DefaultPingInterval is 25 s); 0 = no pings, no pong-miss detection
-	PongMisses       int           // intervals without any frame before the peer is dead (default 3, at least 2)
-	IdleTimeout      time.Duration // close after this long without a data frame; 0 = off
-	CloseTimeout     time.Duration // wait for the peer's close frame after ours (default 3 s)
-	MaxQueue         int           // outbound bytes queued per connection before 1008 (default 1 MiB)
-	MaxConns         int64         // sockets held at once, across all loops; 0 = unlimited; over -> 503
-	MaxMsgRate       float64       // inbound messages per second per connection; 0 = unlimited
-	MsgBurst         int           // token bucket size for MaxMsgRate (default max(1, rate))
-	// WriteDelay holds output for up to this long so that messages queued in several loop passes
-	// leave in one writev: fewer TCP sends (less CPU per message) for up to this much added
-	// latency. 0 (the default) flushes at the end of every pass.
-	WriteDelay time.Duration
-	// Check, if set, sees each request URI during the handshake; a non-zero status rejects it.
-	Check func(uri []byte) (status int, reason string)
-}
-
-// Defaults for Config's zero values.
-const (
-	DefaultMaxMessage       = 16 << 20
-	DefaultMaxHeaderBytes   = 8 << 10
-	DefaultReadBufferSize   = 64 << 10
-	DefaultHandshakeTimeout = 5 * time.Second
-	DefaultPingInterval     = 25 * time.Second
-	DefaultPongMisses       = 3
-	DefaultCloseTimeout     = 3 * time.Second
-	DefaultMaxQueue         = 1 << 20
-)
-
-// Validate reports a setting that cannot work, in the words of the flag that sets it. It is the
-// one place these rules live: wsgate.New refuses such a Config, and so does the command line.
-func (c Config) Validate() error {
-	switch {
-	case c.PingInterval < 0:
-		return errors.New("ping interval is negative (0 disables pings)")
-	case c.PongMisses == 1 || c.PongMisses < 0:
-		// With one, a healthy peer whose pong comes a little slower than the previous one would
-		// be declared dead: its last frame is the previous pong, a full interval before.
-		return errors.New("pong misses must be at least 2 (with 1 a healthy peer whose pong is a little late is closed)")
-	case c.IdleTimeout < 0, c.WriteDelay < 0, c.HandshakeTimeout < 0, c.CloseTimeout < 0:
-		return errors.New("a timeout or delay is negative (0 means the default or off)")
-	case c.MaxMsgRate < 0 || c.MsgBurst < 0 || c.MaxConns < 0 || c.MaxQueue < 0 || c.MaxMessage < 0:
-		return errors.New("a limit is negative (0 means the default or unlimited)")
-	}
-	return nil
-}
-
-// WithDefaults returns c with zero limits and timeouts replaced by the defaults.
-func (c Config) WithDefaults() Config {
-	if c.MaxMessage <= 0 {
-		c.MaxMessage = DefaultMaxMessage
-	}
-	if c.MaxHeaderBytes <= 0 {
-		c.MaxHeaderBytes = DefaultMaxHeaderBytes
-	}
-	if c.ReadBufferSize <= 0 {
-		c.ReadBufferSize = DefaultReadBufferSize
-	}
-	if c.HandshakeTimeout <= 0 {
-		c.HandshakeTimeout = DefaultHandshakeTimeout
-	}
-	if c.PongMisses == 0 {
-		c.PongMisses = DefaultPongMisses
-	}
-	if c.CloseTimeout <= 0 {
-		c.CloseTimeout = DefaultCloseTimeout
-	}
-	if c.MaxQueue <= 0 {
-		c.MaxQueue = DefaultMaxQueue
-	}
-	if c.MaxMsgRate > 0 && c.MsgBurst <= 0 {
-		c.MsgBurst = max(1, int(c.MaxMsgRate))
-	}
-	return c
-}
 
 // Engine runs the connections of one netpoll.Loop and implements netpoll.Handler.
 // Apart from Post, Loop, Stats and Config, its methods are for the loop goroutine only.
@@ -229,9 +129,8 @@ func (e *Engine) OnAccept(fd int) {
 	if n := e.held.Add(1); e.cfg.MaxConns > 0 && n > e.cfg.MaxConns {
 		c.flags |= flagOverLimit
 	}
-	now := e.loop.Now()
 	c.state = stateHandshake
-	e.loop.Wheel().Schedule(&c.timer, now+int64(e.cfg.HandshakeTimeout))
+	c.armHandshakeTimeout(e.loop.Now())
 }
 
 // OnEvent implements netpoll.Handler.
@@ -305,17 +204,4 @@ func (e *Engine) CloseAll() {
 	}
 	e.draining = true
 	e.OnPass(e.loop.Now())
-}
-
-// jitter returns a pseudo-random duration in [0, d) for spreading ping phases (xorshift64).
-func (e *Engine) jitter(d int64) int64 {
-	if d <= 0 {
-		return 0
-	}
-	x := e.rnd
-	x ^= x << 13
-	x ^= x >> 7
-	x ^= x << 17
-	e.rnd = x
-	return int64(x % uint64(d))
 }

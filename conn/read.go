@@ -385,3 +385,19 @@ func (c *Conn) onCloseFrame(payload []byte) {
 	c.armCloseTimeout()
 	c.markDirty()
 }
+
+// releaseIn returns the pending-input buffer to the pool.
+func (c *Conn) releaseIn() {
+	if c.in != nil {
+		c.e.pool.Put(c.in)
+		c.in = nil
+	}
+}
+
+// releaseMsg returns the message-assembly buffer to the pool.
+func (c *Conn) releaseMsg() {
+	if c.msg != nil {
+		c.e.pool.Put(c.msg)
+		c.msg = nil
+	}
+}

@@ -1,13 +1,89 @@
 package conn
 
 import (
-	"time"
+	"errors"
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 
+	"github.com/wsgate/wsgate/frame"
 	"github.com/wsgate/wsgate/netpoll"
+	"github.com/wsgate/wsgate/ringbuf"
 )
+
+// Output: frames are queued on the connection's ringbuf.Queue (borrowed from the loop's pool
+// while bytes are pending) and flushed at the end of the loop pass with one writev.
+
+// ErrClosed is returned by writes to a connection that is closing or closed.
+var ErrClosed = errors.New("conn: connection is closing or closed")
+
+// ErrSlowConsumer is returned when a write would exceed Config.MaxQueue; the connection has been
+// closed with 1008.
+var ErrSlowConsumer = errors.New("conn: outbound queue over limit (slow consumer)")
+
+func (c *Conn) markDirty() {
+	if c.flags&flagDirty == 0 {
+		c.flags |= flagDirty
+		c.e.dirty = append(c.e.dirty, c)
+	}
+}
+
+func (c *Conn) queue() *ringbuf.Queue {
+	if c.out == nil {
+		c.out = c.e.pool.Queue()
+	}
+	c.markDirty()
+	return c.out
+}
+
+// WriteMessage queues one message as a single frame, copying payload. It is flushed at the end of
+// the loop pass. Text payloads must be valid UTF-8 (the caller's responsibility).
+func (c *Conn) WriteMessage(op ws.OpCode, payload []byte) error {
+	if !c.Open() {
+		return ErrClosed
+	}
+	if !c.fits(frame.HeaderLen(len(payload)) + len(payload)) {
+		return ErrSlowConsumer
+	}
+	c.writeFrame(op, payload)
+	return nil
+}
+
+// WriteFrame queues a complete, already encoded, unmasked frame by reference: b is not copied and
+// must never be modified afterwards (it may be queued on many connections at once).
+func (c *Conn) WriteFrame(b []byte) error {
+	if !c.Open() {
+		return ErrClosed
+	}
+	if !c.fits(len(b)) {
+		return ErrSlowConsumer
+	}
+	c.queue().Ref(b)
+	c.e.Stats.FramesOut.Add(1)
+	return nil
+}
+
+// fits enforces Config.MaxQueue: a consumer that lets more than that pile up is closed with 1008
+// "slow consumer" and its queue dropped, so it can neither grow the server's memory nor hold up
+// anyone else. One message is always accepted into an empty queue, whatever its size (the
+// message size is bounded by the application, e.g. by Config.MaxMessage for echoes).
+func (c *Conn) fits(n int) bool {
+	q := c.Queued()
+	if q == 0 || q+n <= c.e.cfg.MaxQueue {
+		return true
+	}
+	c.e.Stats.SlowConsumers.Add(1)
+	c.out.Reset()
+	c.fail(ws.StatusPolicyViolation, "slow consumer")
+	return false
+}
+
+func (c *Conn) writeFrame(op ws.OpCode, payload []byte) {
+	n := frame.HeaderLen(len(payload)) + len(payload)
+	b := c.queue().Grow(n)
+	frame.AppendFrame(b[:0], op, payload)
+	c.e.Stats.FramesOut.Add(1)
+}
 
 // flush writes the pending output with one writev (a second only after a partial write, to learn
 // whether the socket is full), then applies a pending hang-up. Called from Engine.OnPass.
@@ -38,99 +114,5 @@ func (c *Conn) flush() {
 	}
 	if c.out == nil && c.flags&flagHangup != 0 {
 		c.hangup()
-	}
-}
-
-// hangup ends the connection once everything queued has been written: after a completed close
-// handshake the socket is closed at once (the server closes TCP first, RFC 6455 7.1.1); after a
-// failure or an HTTP error the write side is shut down and the socket is closed when the peer
-// closes its side (reads are discarded meanwhile) or the close timeout fires, so that unread
-// input cannot turn our close frame into a connection reset.
-func (c *Conn) hangup() {
-	c.flags &^= flagHangup
-	if c.flags&(flagCloseRecv|flagPeerEOF) != 0 {
-		code := ws.StatusCode(c.closeCode)
-		if c.flags&flagCloseRecv == 0 {
-			code = ws.StatusAbnormalClosure
-		}
-		c.closeNow(code)
-		return
-	}
-	netpoll.ShutdownWrite(int(c.fd))
-}
-
-// armHeartbeat schedules the first timer of an open connection. Pings start at a random phase
-// within the first interval, so that connections accepted together do not ping together.
-func (c *Conn) armHeartbeat(now int64) {
-	cfg := &c.e.cfg
-	if cfg.PingInterval > 0 {
-		c.nextPing = now + c.e.jitter(int64(cfg.PingInterval)) + 1
-	}
-	c.scheduleOpen()
-}
-
-// scheduleOpen sets the timer to the earliest deadline of an open connection.
-func (c *Conn) scheduleOpen() {
-	cfg := &c.e.cfg
-	var at int64
-	if cfg.PingInterval > 0 {
-		at = min(c.nextPing, c.lastRecv+int64(cfg.PongMisses)*int64(cfg.PingInterval))
-	}
-	if cfg.IdleTimeout > 0 {
-		idle := c.lastData + int64(cfg.IdleTimeout)
-		if at == 0 || idle < at {
-			at = idle
-		}
-	}
-	if at != 0 {
-		c.e.loop.Wheel().Schedule(&c.timer, at)
-	} else {
-		c.e.loop.Wheel().Stop(&c.timer)
-	}
-}
-
-// onTimer is the connection's single timer: it works out which deadline is due.
-func (c *Conn) onTimer(now int64) {
-	e := c.e
-	cfg := &e.cfg
-	e.Stats.TimersFired.Add(1)
-	switch c.state {
-	case stateHandshake:
-		e.Stats.Rejects[RejectTimeout].Add(1)
-		c.debug("handshake timed out")
-		c.closeNow(ws.StatusAbnormalClosure)
-	case stateClosing:
-		e.Stats.CloseTimeouts.Add(1)
-		c.debug("close handshake timed out")
-		c.closeNow(ws.StatusCode(c.closeCode))
-	case stateOpen:
-		if cfg.PingInterval > 0 && now-c.lastRecv >= int64(cfg.PongMisses)*int64(cfg.PingInterval) {
-			// Dead peer: tell it why if it can still hear, then close without a long wait.
-			e.Stats.PingTimeouts.Add(1)
-			c.debug("ping timeout", "silent_for", time.Duration(now-c.lastRecv))
-			c.sendClose(ws.StatusGoingAway, "ping timeout")
-			c.state = stateClosing
-			c.flags |= flagFailed
-			c.flush()
-			c.closeNow(ws.StatusGoingAway)
-			return
-		}
-		if cfg.IdleTimeout > 0 && now-c.lastData >= int64(cfg.IdleTimeout) {
-			e.Stats.IdleTimeouts.Add(1)
-			c.Close(ws.StatusNormalClosure, "idle timeout")
-			return
-		}
-		if cfg.PingInterval > 0 && now >= c.nextPing {
-			// Ping every interval, even a peer heard from recently: skipping the ping after a
-			// pong (which always arrives less than an interval before the next ping is due)
-			// would halve the ping rate, leaving gaps of two intervals in the traffic that is
-			// meant to keep NATs and proxies from dropping the idle connection.
-			c.writeFrame(ws.OpPing, nil)
-			e.Stats.PingsSent.Add(1)
-			for c.nextPing <= now {
-				c.nextPing += int64(cfg.PingInterval)
-			}
-		}
-		c.scheduleOpen()
 	}
 }
