@@ -20,8 +20,8 @@
 //     Unmask.
 //   - write.go: frames sent: HeaderLen, AppendHeader, AppendFrame.
 //   - close.go: close payloads: ParseClose, AppendClose, ValidCloseCode.
-//   - utf8.go: UTF8, the incremental validator of text messages, and
-//     ValidUTF8 for one that arrived whole.
+//   - utf8.go: UTF8, the incremental validator of text messages (one that
+//     arrived whole is checked with unicode/utf8.Valid).
 //   - errors.go: Error and the predefined protocol violations.
 //
 // Invariants:

@@ -2,6 +2,7 @@ package frame
 
 import (
 	"testing"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
@@ -141,7 +142,7 @@ func TestErrors(t *testing.T) {
 				tt.name, n,
 			)
 		}
-		if !ValidUTF8([]byte(tt.err.Reason)) {
+		if !utf8.Valid([]byte(tt.err.Reason)) {
 			t.Errorf(
 				"%s.Reason is not UTF-8",
 				tt.name,

@@ -137,7 +137,3 @@ func (s UTF8) Done() bool { return s.state == utf8Accept }
 
 // Reset prepares s for a new message.
 func (s *UTF8) Reset() { s.state = utf8Accept }
-
-// ValidUTF8 reports whether p is valid UTF-8 in full (RFC 3629), for a message
-// or close reason that arrived in one piece. Zero allocations.
-func ValidUTF8(p []byte) bool { return utf8.Valid(p) }

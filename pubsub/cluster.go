@@ -72,7 +72,7 @@ type cluster struct {
 	chPrefix  string
 	bcastSubj string
 
-	locks     [64]sync.Mutex // serialise this node's publishes per channel: fewer CAS conflicts
+	stripes   [64]pubStripe  // serialise this node's publishes per channel: fewer CAS conflicts
 	applied   atomic.Uint64  // the highest stream position applied by the consumer goroutine
 	conflicts atomic.Uint64  // compare-and-set retries
 	lost      atomic.Uint64  // NATS disconnections
@@ -80,6 +80,19 @@ type cluster struct {
 
 	waitMu  sync.Mutex
 	waiters map[waitKey]*applyWait // publishes waiting for their local delivery count
+}
+
+// pubStripe serialises this node's publishes to the channels that hash to it, and remembers the
+// last message each of them numbered until the consumer has applied it (so that the next
+// publish's guess is right without a round trip). Guarded by mu.
+type pubStripe struct {
+	mu   sync.Mutex
+	last map[string]lastKnown
+}
+
+type lastKnown struct {
+	streamSeq, seq uint64
+	epoch          string
 }
 
 type waitKey struct {
@@ -271,14 +284,38 @@ func (c *cluster) onMessage(msg jetstream.Msg) {
 // a conflict reads the real last message and tries again. With wait it also waits for this
 // node's consumer to deliver it, to report the local subscribers reached.
 func (c *cluster) publish(ctx context.Context, channel, id string, data []byte, wait bool) (PublishOutcome, error) {
-	lock := &c.locks[xxhash.Sum64String(channel)&63]
-	lock.Lock()
-	defer lock.Unlock()
+	out, w, err := c.number(ctx, channel, id, data, wait)
+	if w != nil {
+		// Outside the channel's lock: the next publish need not wait for this one's delivery.
+		select {
+		case <-w.applied:
+			w.fw.wg.Wait()
+			out.Delivered = int(w.fw.n.Load())
+		case <-ctx.Done():
+			c.dropWaiter(waitKey{channel, out.Seq}, w)
+		}
+	}
+	return out, err
+}
+
+// number gets the message into the stream under the next number of its channel (see publish),
+// and returns the waiter of its local delivery when wait is set and it was numbered.
+func (c *cluster) number(ctx context.Context, channel, id string, data []byte, wait bool) (PublishOutcome, *applyWait, error) {
+	st := &c.stripes[xxhash.Sum64String(channel)&63]
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	if !c.nc.IsConnected() {
-		return PublishOutcome{}, fmt.Errorf("%w: NATS connection is %s", ErrUnavailable, strings.ToLower(c.nc.Status().String()))
+		return PublishOutcome{}, nil, fmt.Errorf("%w: NATS connection is %s", ErrUnavailable, strings.ToLower(c.nc.Status().String()))
 	}
 	subj := c.subject(channel)
 	last, seq, epoch := c.p.table.Last(channel)
+	if mine, ok := st.last[channel]; ok {
+		if mine.streamSeq > last {
+			last, seq, epoch = mine.streamSeq, mine.seq, mine.epoch
+		} else {
+			delete(st.last, channel) // the consumer has caught up
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		if last == 0 {
 			seq, epoch = 0, shard.NewEpoch() // the channel's numbering starts here
@@ -309,27 +346,21 @@ func (c *cluster) publish(ctx context.Context, channel, id string, data []byte, 
 		}
 		switch {
 		case err == nil && ack.Duplicate:
-			return PublishOutcome{Duplicate: true}, nil
+			return PublishOutcome{Duplicate: true}, nil, nil
 		case err == nil:
-			out := PublishOutcome{Seq: seq + 1, Epoch: epoch}
-			if w != nil {
-				select {
-				case <-w.applied:
-					w.fw.wg.Wait()
-					out.Delivered = int(w.fw.n.Load())
-				case <-ctx.Done():
-					c.dropWaiter(key, w)
-				}
+			if st.last == nil {
+				st.last = map[string]lastKnown{}
 			}
-			return out, nil
+			st.last[channel] = lastKnown{ack.Sequence, seq + 1, epoch}
+			return PublishOutcome{Seq: seq + 1, Epoch: epoch}, w, nil
 		case isWrongLastSeq(err) && attempt < 100:
 			c.conflicts.Add(1)
 			last, seq, epoch, err = c.lastOf(ctx, subj)
 			if err != nil {
-				return PublishOutcome{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+				return PublishOutcome{}, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 			}
 		default:
-			return PublishOutcome{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return PublishOutcome{}, nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
@@ -54,7 +55,7 @@ func FuzzAppendJSONString(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		if !frame.ValidUTF8([]byte(s)) {
+		if !utf8.ValidString(s) {
 			return
 		}
 		b := appendJSONString(nil, s)
