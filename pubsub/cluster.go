@@ -72,11 +72,11 @@ type cluster struct {
 	chPrefix  string
 	bcastSubj string
 
-	stripes   [64]pubStripe  // serialise this node's publishes per channel: fewer CAS conflicts
-	applied   atomic.Uint64  // the highest stream position applied by the consumer goroutine
-	conflicts atomic.Uint64  // compare-and-set retries
-	lost      atomic.Uint64  // NATS disconnections
-	closing   atomic.Bool    // set by close: the disconnection that follows is ours
+	stripes   [64]pubStripe // serialise this node's publishes per channel: fewer CAS conflicts
+	applied   atomic.Uint64 // the highest stream position applied by the consumer goroutine
+	conflicts atomic.Uint64 // compare-and-set retries
+	lost      atomic.Uint64 // NATS disconnections
+	closing   atomic.Bool   // set by close: the disconnection that follows is ours
 
 	waitMu  sync.Mutex
 	waiters map[waitKey]*applyWait // publishes waiting for their local delivery count
