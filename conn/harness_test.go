@@ -131,6 +131,12 @@ func (h *harness) open() *peer {
 const upgradeRequest = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
 	"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
 
+// close closes the client end (a later close from the test's cleanup does nothing).
+func (p *peer) close() {
+	unix.Close(p.fd)
+	p.fd = -1
+}
+
 // write puts b on the wire without telling the server.
 func (p *peer) write(b []byte) {
 	p.h.t.Helper()

@@ -53,7 +53,6 @@ func (c *Conn) scheduleOpen() {
 func (c *Conn) onTimer(now int64) {
 	e := c.e
 	cfg := &e.cfg
-	e.Stats.TimersFired.Add(1)
 	switch c.state {
 	case stateHandshake:
 		e.Stats.Rejects[RejectTimeout].Add(1)

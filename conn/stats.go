@@ -73,6 +73,6 @@ type Stats struct {
 	CloseTimeouts atomic.Uint64
 	SlowConsumers atomic.Uint64
 	RateLimited   atomic.Uint64
-	TimersFired   atomic.Uint64
-	ReadErrors    atomic.Uint64 // resets and other socket errors
+	ReadErrors    atomic.Uint64 // read(2) failures: resets and other socket errors
+	WriteErrors   atomic.Uint64 // writev(2) failures other than EAGAIN: EPIPE, resets
 }

@@ -103,7 +103,7 @@ func (c *Conn) flush() {
 			c.flags |= flagBlocked // resumed by the next EPOLLOUT edge
 		case err != nil:
 			// EPIPE, ECONNRESET: the peer is gone; nothing more can be delivered.
-			e.Stats.ReadErrors.Add(1)
+			e.Stats.WriteErrors.Add(1)
 			c.closeNow(ws.StatusAbnormalClosure)
 			return
 		}

@@ -24,6 +24,14 @@ type Handler interface {
 	OnPass(now int64)
 }
 
+const (
+	// maxEvents is the epoll_wait(2) batch: the most ready descriptors one pass handles.
+	maxEvents = 1024
+	// acceptBatch bounds the connections a pass accepts, so that a connect storm cannot starve
+	// the loop's open connections.
+	acceptBatch = 256
+)
+
 // LoopConfig configures one loop. The zero value of each field is a sane default.
 type LoopConfig struct {
 	Index int // loop number, for logs
@@ -38,10 +46,6 @@ type LoopConfig struct {
 	// Now returns monotonic nanoseconds; nil uses the process's monotonic clock. Tests inject a
 	// fake clock here.
 	Now func() int64
-	// MaxEvents is the epoll_wait batch size (default 1024).
-	MaxEvents int
-	// AcceptBatch bounds accepts per pass per listener (default 256).
-	AcceptBatch int
 	// AcceptBackoff is how long the listener pauses after EMFILE/ENFILE/ENOBUFS/ENOMEM
 	// (default 100 ms).
 	AcceptBackoff time.Duration
@@ -97,12 +101,6 @@ func NewLoop(cfg LoopConfig) (*Loop, error) {
 	if cfg.Tick <= 0 {
 		cfg.Tick = DefaultWheelTick
 	}
-	if cfg.MaxEvents <= 0 {
-		cfg.MaxEvents = 1024
-	}
-	if cfg.AcceptBatch <= 0 {
-		cfg.AcceptBatch = 256
-	}
 	if cfg.AcceptBackoff <= 0 {
 		cfg.AcceptBackoff = 100 * time.Millisecond
 	}
@@ -137,7 +135,7 @@ func NewLoop(cfg LoopConfig) (*Loop, error) {
 			return nil, fmt.Errorf("epoll_ctl listener: %w", err)
 		}
 	}
-	l.events = make([]unix.EpollEvent, cfg.MaxEvents)
+	l.events = make([]unix.EpollEvent, maxEvents)
 	l.iov = make([]unix.Iovec, 0, IOVMax)
 	l.wheel = NewWheel(cfg.Tick, l.now())
 	l.listenTimer.Init(l.resumeListener)
@@ -299,9 +297,9 @@ func (l *Loop) pass() error {
 	return nil
 }
 
-// accept takes up to AcceptBatch pending connections from the loop's listener.
+// accept takes up to acceptBatch pending connections from the loop's listener.
 func (l *Loop) accept() {
-	for i := 0; i < l.cfg.AcceptBatch && l.lfd >= 0; i++ {
+	for i := 0; i < acceptBatch && l.lfd >= 0; i++ {
 		fd, err := accept4(l.lfd)
 		if err == nil {
 			l.Stats.Accepted.Add(1)

@@ -23,8 +23,9 @@ type Pool struct {
 	free   [numClasses][][]byte
 	queues []*Queue
 
-	// Stats, read by the owner on the loop goroutine.
-	Gets, Misses uint64
+	// Misses counts the chunks Get had to allocate (loop goroutine only, like the Pool): a warm
+	// pool stops missing.
+	Misses uint64
 }
 
 // class returns the size class index for a request of n bytes, or -1 when n is above MaxPooled.
@@ -40,7 +41,6 @@ func class(n int) int {
 
 // Get returns a chunk with len 0 and cap >= n. The chunk is the caller's until it is passed to Put.
 func (p *Pool) Get(n int) []byte {
-	p.Gets++
 	c := class(n)
 	if c < 0 {
 		p.Misses++
