@@ -66,8 +66,9 @@ type Config struct {
 	PublishURL string `json:"publish_url,omitempty"`
 	// APIKey is sent as "Authorization: Bearer" with HTTP publishes.
 	APIKey string `json:"-"`
-	// ServerPID, when > 0, is sampled for CPU and RSS from /proc.
-	ServerPID int `json:"server_pid,omitempty"`
+	// ServerPIDs are sampled for CPU and RSS from /proc and added up: the
+	// server's processes (several for a cluster of nodes on one host).
+	ServerPIDs []int `json:"server_pids,omitempty"`
 	// Procs is "auto" or a worker process count.
 	Procs string `json:"procs"`
 	// Src is a source address range, "A-B" or a single address.

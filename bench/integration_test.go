@@ -258,6 +258,21 @@ func TestPubSubWebSocketPublishCountsAddUp(t *testing.T) {
 	checkPubSub(t, res, 40)
 }
 
+// TestPubSubEpochNoticeIsNotUnexpected: a second subscribed frame at the
+// subscriber's own position (a cluster channel's first epoch) is protocol,
+// not an anomaly: the counts add up with nothing unexpected.
+func TestPubSubEpochNoticeIsNotUnexpected(t *testing.T) {
+	s := newTestServer(t, func(s *testServer) { s.epochNotice = true })
+	cfg := testConfig(s.wsURL("/ws"), ScenarioPubSub)
+	cfg.Conns = 60
+	cfg.Channels = 3
+	cfg.PublishRate = 200
+	cfg.Duration = 300 * time.Millisecond
+	res := runConfig(t, cfg)
+	checkPubSub(t, res, 20)
+	eq(t, "unexpected messages", res.PubSub.Unexpected, 0)
+}
+
 func TestPubSubHTTPPublishCountsAddUp(t *testing.T) {
 	s := newTestServer(t, func(s *testServer) { s.apiKey = "sekret" })
 	cfg := testConfig(s.wsURL("/ws"), ScenarioPubSub)

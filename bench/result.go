@@ -149,7 +149,7 @@ type ChurnCounts struct {
 // the start of the run (before any connection), when setup finished, and at
 // the end of the measured phase. The coordinator goroutine fills it.
 type ServerStats struct {
-	PID   int        `json:"pid"`
+	PIDs  []int      `json:"pids"` // every sample adds up these processes
 	Start ProcSample `json:"start"`
 	Setup ProcSample `json:"setup"`
 	End   ProcSample `json:"end"`

@@ -81,7 +81,7 @@ func TestPubSubLossFromSequences(t *testing.T) {
 
 func TestFinalizeServerStats(t *testing.T) {
 	srv := &ServerStats{
-		PID:   1,
+		PIDs:  []int{1},
 		Start: ProcSample{CPUTicks: 100, RSS: 10 << 20},
 		Setup: ProcSample{CPUTicks: 150, RSS: 20 << 20},
 		End:   ProcSample{CPUTicks: 350, RSS: 30 << 20},
@@ -126,7 +126,7 @@ func TestMemoryPerConnOnlyWhenMeasured(t *testing.T) {
 		r := &Result{Scenario: ScenarioConnect, Conns: 1000, Opened: tc.open, OpenAtEnd: tc.open}
 		var srv *ServerStats
 		if tc.srv {
-			srv = &ServerStats{PID: 1, Start: ProcSample{RSS: tc.start}, End: ProcSample{RSS: tc.end}}
+			srv = &ServerStats{PIDs: []int{1}, Start: ProcSample{RSS: tc.start}, End: ProcSample{RSS: tc.end}}
 		}
 		r.finalize(time.Second, srv)
 		if r.Server != nil && (r.Server.RSSPerConn != 0 || !strings.Contains(r.Server.RSSNote, tc.note)) {

@@ -119,8 +119,8 @@ func (r *Runner) newRunState(procs int) *runState {
 			s.warn("%d connections from one source address may exhaust ip_local_port_range (%d-%d); use -src", cfg.Conns, lo, hi)
 		}
 	}
-	if cfg.ServerPID > 0 {
-		s.srv = &ServerStats{PID: cfg.ServerPID}
+	if len(cfg.ServerPIDs) > 0 {
+		s.srv = &ServerStats{PIDs: cfg.ServerPIDs}
 		s.sampleServer(&s.srv.Start)
 	}
 	return s
@@ -271,14 +271,20 @@ func (s *runState) warn(format string, args ...any) {
 	fmt.Fprintln(s.r.Log, "wsbench: warning:", msg)
 }
 
-// sampleServer reads the server process into dst; a failure is a warning.
+// sampleServer reads the server's processes into dst, added up; a failure
+// is a warning and leaves dst as it was.
 func (s *runState) sampleServer(dst *ProcSample) {
-	p, err := SampleProc(s.srv.PID)
-	if err != nil {
-		s.warn("sampling server pid %d: %v", s.srv.PID, err)
-		return
+	var sum ProcSample
+	for _, pid := range s.srv.PIDs {
+		p, err := SampleProc(pid)
+		if err != nil {
+			s.warn("sampling server pid %d: %v", pid, err)
+			return
+		}
+		sum.CPUTicks += p.CPUTicks
+		sum.RSS += p.RSS
 	}
-	*dst = p
+	*dst = sum
 }
 
 // runState is the coordinator's view of its workers. Every field is

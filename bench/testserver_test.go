@@ -34,6 +34,10 @@ type testServer struct {
 	// "close" sends a close frame 1008 "bye from the test", "reset" resets
 	// the TCP connection.
 	onSubscribe string
+	// epochNotice follows every subscribed answer with a second one at the
+	// same seq carrying an epoch, as a wsgate cluster node does for a channel
+	// that gets its first epoch.
+	epochNotice bool
 
 	mu       sync.Mutex
 	channels map[string]*tsChannel
@@ -221,6 +225,9 @@ func (s *testServer) serveWS(w http.ResponseWriter, r *http.Request) {
 			ch := s.channel(req.Channel)
 			ch.subs[c] = true
 			c.send(map[string]any{"op": "subscribed", "channel": req.Channel, "seq": ch.seq})
+			if s.epochNotice {
+				c.send(map[string]any{"op": "subscribed", "channel": req.Channel, "seq": ch.seq, "epoch": "E1"})
+			}
 			s.mu.Unlock()
 		case "unsubscribe":
 			s.mu.Lock()

@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -165,7 +166,17 @@ func scenarioFlags(name string, cfg *bench.Config, stderr io.Writer) (fs *flag.F
 	fs.StringVar(&cfg.Src, "src", cfg.Src, "source address `range` to spread sockets over, e.g. 127.0.0.2-127.0.0.250")
 	fs.StringVar(&cfg.JSON, "json", "", "write the full result to `FILE`")
 	fs.StringVar(&cfg.Label, "label", cfg.Label, "name of the server under test, recorded in the result")
-	fs.IntVar(&cfg.ServerPID, "server-pid", 0, "sample this server `PID`'s CPU and RSS from /proc (without it, CPU and memory per connection are not measured)")
+	fs.Func("server-pid", "sample the server's `PIDs` (comma-separated: every process of a cluster on this host) for CPU and RSS from /proc, added up (without it, CPU and memory per connection are not measured)", func(v string) error {
+		cfg.ServerPIDs = nil
+		for _, f := range strings.Split(v, ",") {
+			pid, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || pid <= 0 {
+				return fmt.Errorf("%q is not a process id", f)
+			}
+			cfg.ServerPIDs = append(cfg.ServerPIDs, pid)
+		}
+		return nil
+	})
 	fs.IntVar(&cfg.Loops, "loops", 0, "event loops per worker (0: CPUs / workers)")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "connect plus handshake timeout per connection")
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "longest wait for in-flight messages after the measured phase")

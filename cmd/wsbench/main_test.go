@@ -502,3 +502,13 @@ func TestLoadtestScript(t *testing.T) {
 		t.Errorf("kept work directory lacks the server log: %v", err)
 	}
 }
+
+// TestServerPIDListAddsUp: -server-pid takes every process of a server (a cluster of nodes on
+// one host) and refuses what is not a process id.
+func TestServerPIDListAddsUp(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run([]string{"connect", "-server-pid", "12,x", "-conns", "1"}, &bytes.Buffer{}, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), `"x" is not a process id`) {
+		t.Fatalf("bad pid list: exit %d, %q", code, stderr.String())
+	}
+}
