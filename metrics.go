@@ -33,7 +33,7 @@ func (s *Server) registerMetrics() {
 		return func() float64 {
 			var t uint64
 			for _, l := range s.loops {
-				t += f(l.Wheel().Stats())
+				t += f(l.WheelStats())
 			}
 			return float64(t)
 		}
@@ -83,7 +83,7 @@ func (s *Server) registerMetrics() {
 	m.NewGauge("wsgate_wheel_tick_lag_seconds", func() float64 {
 		var worst float64
 		for _, l := range s.loops {
-			worst = max(worst, l.Wheel().Stats().LastLag.Seconds())
+			worst = max(worst, l.WheelStats().LastLag.Seconds())
 		}
 		return worst
 	})

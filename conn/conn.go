@@ -34,26 +34,31 @@ const (
 
 // Conn is one connection. Its methods are for its loop goroutine only (from Handler callbacks or
 // tasks posted with Engine.Post); the struct is pooled and reused once Handler.OnClose returns.
+//
+// Ownership: e is set when the struct is first made and kept while it is pooled and reused;
+// every other field is loop goroutine only, set at accept (Engine.OnAccept) and cleared when the
+// struct goes back to the pool (Engine.freeConn). The field order packs the struct into a
+// 176-byte size class (TestConnSize).
 type Conn struct {
-	e *Engine
+	e *Engine // immutable for the struct's life
 	// Data is the application's per-connection state (loop goroutine only).
 	Data any
 
 	in    []byte         // pending input: partial request head or partial frame (pooled)
 	msg   []byte         // fragmented message being assembled (pooled)
 	out   *ringbuf.Queue // pending output, nil when nothing is pending
-	timer netpoll.Timer
+	timer netpoll.Timer  // the one timer of every deadline (heartbeat.go), filed in the loop's wheel
 
-	id       uint64
-	lastRecv int64 // last frame of any kind received
-	lastData int64 // last data frame received (idle timeout)
-	nextPing int64
-	tokAt    int64 // when tokens was last topped up
+	id       uint64 // loop | sequence | fd, see Engine.newConn
+	lastRecv int64  // last frame of any kind received
+	lastData int64  // last data frame received (idle timeout)
+	nextPing int64  // when the next ping is due
+	tokAt    int64  // when tokens was last topped up
 
 	fd        int32
-	closeCode uint16 // code reported to OnClose
-	flags     uint16
-	state     uint8
+	closeCode uint16    // code reported to OnClose
+	flags     uint16    // flag* bits
+	state     uint8     // state* value
 	fragOp    ws.OpCode // opcode of the fragmented message in progress, 0 if none
 	utf8      frame.UTF8
 	tokens    float32 // rate limit bucket (float32: packs with the small fields above)

@@ -10,24 +10,29 @@ import (
 )
 
 // Engine runs the connections of one netpoll.Loop and implements netpoll.Handler.
-// Apart from Post, Loop, Stats and Config, its methods are for the loop goroutine only.
+// Apart from Loop, Post and Connections, its methods are for the loop goroutine only; each field
+// says who may touch it.
 type Engine struct {
-	loop  *netpoll.Loop
-	cfg   Config
-	h     Handler
-	held  *atomic.Int64 // sockets held across all engines of a server, for MaxConns
+	// Immutable after NewEngine: any goroutine may read them.
+	loop *netpoll.Loop
+	cfg  Config // with defaults applied
+	h    Handler
+	held *atomic.Int64 // sockets held across all engines of a server, for MaxConns; any goroutine via atomic
+
+	// Any goroutine via atomic: written by the loop goroutine, read by metrics and tests.
 	Stats Stats
 
-	conns    []*Conn // by fd
-	free     []*Conn // pooled Conn structs
-	pool     ringbuf.Pool
-	rbuf     []byte
-	views    [][]byte
-	dirty    []*Conn // connections with output queued or a close pending this pass
-	flushAt  int64   // WriteDelay: when the pending output must be flushed; 0: nothing pending
-	seq      uint32  // connection ID sequence
-	rnd      uint64  // xorshift state for ping jitter
-	draining bool    // shutting down: no new connections are opened
+	// Loop goroutine only.
+	conns    []*Conn      // by fd
+	free     []*Conn      // pooled Conn structs
+	pool     ringbuf.Pool // chunks for input, message assembly and output queues
+	rbuf     []byte       // the read buffer every connection of the loop reads into
+	views    [][]byte     // a flush's views of the queued output, cap netpoll.IOVMax
+	dirty    []*Conn      // connections with output queued or a close pending this pass
+	flushAt  int64        // WriteDelay: when the pending output must be flushed; 0: nothing pending
+	seq      uint32       // connection ID sequence
+	rnd      uint64       // xorshift state for ping jitter
+	draining bool         // shutting down: no new connections are opened
 }
 
 // NewEngine creates the engine for loop. held is shared by every engine of one server (it counts

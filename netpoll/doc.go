@@ -6,7 +6,9 @@
 // Invariants:
 //   - Everything a Loop owns (its registered fds, its Wheel, the Handler's state for its fds) is
 //     touched only on the loop goroutine. The only methods other goroutines may call are Post,
-//     Stop, and the read-only stats accessors documented as such.
+//     Stop, Done, and the accessors documented "Any goroutine" (Index, Now, Logger, WheelStats).
+//     Counters other goroutines read (LoopStats, WheelStats) are atomics the loop writes; the
+//     fields of Loop and Wheel each say who may touch them.
 //   - Epoll data carries the fd and a 32-bit generation, never a Go pointer. The loop records the
 //     generation registered for each fd; an event whose generation no longer matches (the fd was
 //     closed, and perhaps reused by a new connection, earlier in the same epoll_wait batch) is

@@ -44,7 +44,8 @@ type LoopConfig struct {
 	// Tick is the timing wheel's resolution (default DefaultWheelTick).
 	Tick time.Duration
 	// Now returns monotonic nanoseconds; nil uses the process's monotonic clock. Tests inject a
-	// fake clock here.
+	// fake clock here. It must be safe for concurrent use: Loop.Now may be called from any
+	// goroutine.
 	Now func() int64
 	// AcceptBackoff is how long the listener pauses after EMFILE/ENFILE/ENOBUFS/ENOMEM
 	// (default 100 ms).
@@ -55,7 +56,7 @@ type LoopConfig struct {
 	Logger         *slog.Logger
 }
 
-// LoopStats are counters any goroutine may read.
+// LoopStats are a loop's counters: atomics written by the loop goroutine, read by any goroutine.
 type LoopStats struct {
 	Accepted     atomic.Uint64
 	AcceptErrors atomic.Uint64 // errors other than EAGAIN
@@ -67,32 +68,39 @@ type LoopStats struct {
 }
 
 // Loop is one event loop. Create it with NewLoop and run it with Run on a goroutine of its own.
+//
+// Ownership. Each field says who may touch it. "Loop goroutine only" means the goroutine in Run,
+// or before Run starts (or after it returned) the one goroutine that owns the Loop, as in tests
+// that drive a Loop by hand: those fields take no lock.
 type Loop struct {
-	cfg        LoopConfig
-	epfd       int
-	lfd        int
-	now        func() int64
-	events     []unix.EpollEvent
-	iov        []unix.Iovec      // Writev's iovec array, cap IOVMax
-	again      []unix.EpollEvent // requeued reads for the next pass
-	againSpare []unix.EpollEvent
-	gens       []uint32 // current generation per fd; 0 = not registered
-	genSeq     uint32
-	wheel      *Wheel
-	tq         taskQueue
-	h          Handler
-	log        *slog.Logger
+	// Immutable after NewLoop: any goroutine may read them.
+	cfg   LoopConfig
+	epfd  int          // closed when Run returns
+	now   func() int64 // safe for concurrent use (LoopConfig.Now)
+	wheel *Wheel       // the pointer only: the Wheel is loop goroutine only, except Wheel.Stats
+	log   *slog.Logger
+	done  chan struct{} // closed when Run returns
 
-	listenPaused bool
-	listenTimer  Timer
-	lastLog      int64 // when the last accept error was logged
-	suppressed   int   // accept errors not logged since
-
-	wakeAt int64 // a handler asked to run a pass by then (WakeAt); 0: no request
-
+	// Any goroutine: Post's queue (mutex and atomic inside, see taskQueue), the stop flag, and
+	// the counters (atomics written by the loop goroutine).
+	tq      taskQueue
 	stopped atomic.Bool
-	done    chan struct{}
 	Stats   LoopStats
+
+	// Loop goroutine only.
+	h            Handler           // set by Run
+	lfd          int               // the listening socket; -1: none or closed (CloseListener)
+	events       []unix.EpollEvent // epoll_wait's array, maxEvents long
+	iov          []unix.Iovec      // Writev's iovec array, cap IOVMax
+	again        []unix.EpollEvent // requeued reads for the next pass
+	againSpare   []unix.EpollEvent // again's other buffer
+	gens         []uint32          // current generation per fd; 0 = not registered
+	genSeq       uint32            // last generation handed out
+	listenPaused bool              // the listener is out of the epoll set (accept backoff)
+	listenTimer  Timer             // ends the accept backoff
+	lastLog      int64             // when the last accept error was logged
+	suppressed   int               // accept errors not logged since
+	wakeAt       int64             // a handler asked to run a pass by then (WakeAt); 0: no request
 }
 
 // NewLoop creates the epoll instance and eventfd. The caller must Run the loop (which frees
@@ -158,10 +166,15 @@ func (l *Loop) Index() int { return l.cfg.Index }
 // Now returns the loop's clock in nanoseconds. Any goroutine (the clock is read-only).
 func (l *Loop) Now() int64 { return l.now() }
 
-// Wheel returns the loop's timing wheel. Loop goroutine only.
+// Wheel returns the loop's timing wheel. Loop goroutine only: the wheel's timers are the loop's
+// (other goroutines read its counters with WheelStats).
 func (l *Loop) Wheel() *Wheel { return l.wheel }
 
-// Logger returns the loop's logger.
+// WheelStats returns the timing wheel's counters as of the end of its last Advance: atomics the
+// loop goroutine publishes, so any goroutine may call it (a metrics scrape does).
+func (l *Loop) WheelStats() WheelStats { return l.wheel.Stats() }
+
+// Logger returns the loop's logger. Any goroutine.
 func (l *Loop) Logger() *slog.Logger { return l.log }
 
 // WakeAt asks for a pass to run no later than t (loop clock, ns) even if no event arrives; a
@@ -181,7 +194,7 @@ func (l *Loop) Stop() {
 	l.tq.wake()
 }
 
-// Done is closed when Run has returned.
+// Done is closed when Run has returned. Any goroutine.
 func (l *Loop) Done() <-chan struct{} { return l.done }
 
 // CloseListener stops accepting on this loop: the listening socket is closed, connections already

@@ -9,11 +9,12 @@ import (
 // to a loop. Producers append under a mutex (held for an append only); the loop swaps the slice
 // out and runs the tasks without the lock. The eventfd write is coalesced by woken.
 type taskQueue struct {
-	mu    sync.Mutex
-	tasks []func()
-	spare []func()
-	woken atomic.Bool // an eventfd write is pending and not yet consumed by the loop
-	efd   int
+	efd   int         // the eventfd; immutable after NewLoop
+	woken atomic.Bool // an eventfd write is pending and not yet consumed by the loop; any goroutine
+
+	mu    sync.Mutex // guards tasks and spare; held for an append or a swap only
+	tasks []func()   // posted, not yet run
+	spare []func()   // the drained array, reused for the next swap
 }
 
 // Post hands fn to the loop; fn runs on the loop goroutine during one of its next passes, in

@@ -161,25 +161,29 @@ func (t *Timer) When() int64 { return t.when }
 // for its invariants. Every method except Stats is for the owning goroutine
 // only.
 type Wheel struct {
+	// Immutable after NewWheel.
+	origin int64  // instant of tick 0, ns
+	tick   uint64 // tick length, ns, >= 1
+
+	// Owning (loop) goroutine only.
 	slots       [wheelLevels][wheelSlots]*Timer // slot list heads
 	occupied    [wheelLevels]uint64             // bit s of word l: slots[l][s] != nil (I2)
 	overflow    *Timer                          // timers beyond the levels (I4)
 	overflowMin uint64                          // <= smallest tick in overflow; noTick when empty
 	due         *Timer                          // scheduled at or before cur: fire in the next Advance
 	firing      *Timer                          // being fired by the current Advance
-	origin      int64                           // instant of tick 0, ns
-	tick        uint64                          // tick length, ns, >= 1
 	cur         uint64                          // last processed tick
 	n           int                             // timers filed
 	advancing   bool                            // inside Advance: catches a re-entrant call
+	scheduled   uint64                          // Schedule calls
+	fired       uint64                          // timers fired
+	cascaded    uint64                          // timers re-filed to a lower level or out of overflow
+	lastLag     int64                           // see WheelStats.LastLag
+	maxLag      int64                           // see WheelStats.MaxLag
 
-	scheduled uint64 // Schedule calls
-	fired     uint64 // timers fired
-	cascaded  uint64 // timers re-filed to a lower level or out of overflow
-	lastLag   int64  // see WheelStats.LastLag
-	maxLag    int64  // see WheelStats.MaxLag
-
-	pub wheelPub // copies of the counters above, readable from any goroutine
+	// Any goroutine via atomic: copies of the counters above, stored by the
+	// owning goroutine at the end of each Advance, loaded by Stats.
+	pub wheelPub
 }
 
 // wheelPub holds the published statistics: written by Advance on the loop
