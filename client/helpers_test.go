@@ -176,6 +176,10 @@ func (b *inbox) waitMessages(t testing.TB, n int) []client.Message {
 func (b *inbox) countState(s client.State) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	return b.countLocked(s)
+}
+
+func (b *inbox) countLocked(s client.State) int {
 	n := 0
 	for _, x := range b.states {
 		if x == s {
