@@ -116,9 +116,11 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		close(c.done)
 		return nil, err
 	}
+	c.attach(cn) // before Dial returns: a Subscribe that follows waits for its answer
 	c.wg.Add(1)
 	go c.write()
 	go c.run(cn)
+	c.kick()
 	return c, nil
 }
 

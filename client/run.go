@@ -29,7 +29,7 @@ type ended struct {
 	gotFrame bool // the connection received at least one frame
 }
 
-// run is the run goroutine: it serves cn, and after each lost connection decides between a
+// run is the run goroutine: it serves cn (attached), and after each lost connection decides between a
 // reconnect (after a backoff delay, or at once for 4001) and stopping (Close, 4002).
 func (c *Client) run(cn *wsConn) {
 	defer close(c.done)
@@ -54,10 +54,14 @@ func (c *Client) run(cn *wsConn) {
 		c.next = (c.next + 1) % len(c.endpoints)
 		c.pushState(StateReconnecting)
 		var err error
-		if cn, err = c.connectLoop(c.ctx, immediate); err != nil {
+		if cn, err = c.connectLoop(c.ctx, immediate); err != nil || !c.attach(cn) {
+			if cn != nil {
+				cn.ws.CloseNow()
+			}
 			c.finish(nil) // only Close ends the loop
 			return
 		}
+		c.kick()
 	}
 }
 
@@ -157,13 +161,8 @@ func withToken(u, token string) (string, error) {
 	return p.String(), nil
 }
 
-// serve attaches cn and reads it until it ends.
+// serve reads cn, attached, until it ends.
 func (c *Client) serve(cn *wsConn) ended {
-	if !c.attach(cn) {
-		cn.ws.CloseNow()
-		return ended{code: int(websocket.StatusNormalClosure), err: ErrClosed}
-	}
-	c.kick()
 	got := false
 	for {
 		typ, b, err := cn.ws.Read(context.Background())
