@@ -4,7 +4,7 @@ BIN     ?= bin
 ARGS    ?=
 FUZZTIME ?= 20s
 
-.PHONY: build run test test-browser stress-test check bench fuzz loadtest compare nats-server clean
+.PHONY: build run test test-browser stress-test check bench fuzz loadtest compare nats-server bench-cluster clean
 
 build:
 	$(GO) build -o $(BIN)/wsgate ./cmd/wsgate
@@ -64,6 +64,10 @@ fuzz:
 # A short smoke run of every wsbench scenario against a local wsgate.
 loadtest:
 	bash bench/loadtest.sh
+
+# Cluster mode (NATS JetStream, 3 nodes on one port) against a single node under the same load.
+bench-cluster:
+	bash bench/cluster.sh
 
 # Builds wsgate, wsbench and the peer servers and compares them (writes docs/benchmarks.md).
 compare:
