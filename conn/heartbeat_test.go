@@ -153,13 +153,18 @@ func TestDeadPeerClosedAfterPongMisses(t *testing.T) {
 }
 
 // TestAnyFrameIsLiveness: data frames, pings and unsolicited pongs from the peer all count as
-// signs of life, pongs or no pongs; receiving them does not touch the timing wheel.
+// signs of life, pongs or no pongs; receiving them does not touch the timing wheel. A peer that
+// only sends data, never answering a ping, is still pinged once per interval.
 func TestAnyFrameIsLiveness(t *testing.T) {
-	const interval = 100 * time.Millisecond
+	const (
+		interval = 100 * time.Millisecond
+		rounds   = 30
+	)
 	h := newHarness(t, Config{PingInterval: interval, PongMisses: 3})
 	data, pinger, ponger := h.open(), h.open(), h.open()
 	opened := h.now
-	for k := int64(1); h.now < opened+30*int64(interval); k++ {
+	var dataPings []int64
+	for k := int64(1); h.now < opened+rounds*int64(interval); k++ {
 		h.step(testTick)
 		if k%20 == 0 { // every 2 intervals: within the 3 allowed
 			data.sendFrame(ws.OpText, []byte("still here"))
@@ -167,7 +172,11 @@ func TestAnyFrameIsLiveness(t *testing.T) {
 			ponger.sendFrame(ws.OpPong, nil)
 		}
 		for _, p := range []*peer{data, pinger, ponger} {
-			p.frames() // read and ignore: server pings, the echo, the pong
+			for _, f := range p.frames() { // server pings, the echo, the pong
+				if p == data && f.Header.OpCode == ws.OpPing {
+					dataPings = append(dataPings, h.now)
+				}
+			}
 			if !p.open() {
 				t.Fatalf("peer closed %v after open although it sent a frame every 2 intervals", time.Duration(h.now-opened))
 			}
@@ -175,6 +184,14 @@ func TestAnyFrameIsLiveness(t *testing.T) {
 	}
 	if got := h.e.Stats.PingTimeouts.Load(); got != 0 {
 		t.Fatalf("PingTimeouts = %d", got)
+	}
+	if len(dataPings) != rounds {
+		t.Fatalf("the data-only peer got %d pings in %d intervals, want one per interval", len(dataPings), rounds)
+	}
+	for k := 1; k < len(dataPings); k++ {
+		if d := time.Duration(dataPings[k] - dataPings[k-1]); d != interval {
+			t.Fatalf("data-only peer: ping %d came %v after the previous one, want %v", k, d, interval)
+		}
 	}
 	// Frames arriving between two deadlines leave the wheel alone: the deadline is recomputed
 	// from timestamps when the timer fires.
@@ -327,6 +344,10 @@ func TestIdleTimeoutThenCloseTimeout(t *testing.T) {
 	st := &h.e.Stats
 	if st.IdleTimeouts.Load() != 2 || st.CloseTimeouts.Load() != 1 {
 		t.Fatalf("IdleTimeouts %d, CloseTimeouts %d, want 2 and 1", st.IdleTimeouts.Load(), st.CloseTimeouts.Load())
+	}
+	// Two close frames sent with 1000, one answered with 1000.
+	if sent, recv := st.CloseSent[closeIndex(1000)].Load(), st.CloseRecv[closeIndex(1000)].Load(); sent != 2 || recv != 1 {
+		t.Fatalf("CloseSent[1000] %d, CloseRecv[1000] %d, want 2 and 1", sent, recv)
 	}
 }
 

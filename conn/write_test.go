@@ -3,6 +3,7 @@ package conn
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
@@ -65,5 +66,67 @@ func TestFlushPartialWrites(t *testing.T) {
 	}
 	if got := h.e.Stats.Writev.Load() - writevs; got <= uint64(blocked) {
 		t.Fatalf("%d writev calls for %d waits on EPOLLOUT", got, blocked)
+	}
+}
+
+// TestWriteDelayCoalesces: with a write delay, messages echoed in separate loop passes within the
+// delay leave in one writev once the delay has passed, and not before (the 101 response waits for
+// it like any output); without it each pass sends its own.
+func TestWriteDelayCoalesces(t *testing.T) {
+	for _, delay := range []time.Duration{0, 2 * time.Second} {
+		h := newHarness(t, Config{WriteDelay: delay})
+		writev := func() uint64 { return h.e.Stats.Writev.Load() }
+		p := h.dial()
+		p.send([]byte(upgradeRequest))
+		if delay > 0 {
+			if p.drain(); len(p.in) != 0 || writev() != 0 {
+				t.Fatalf("write delay %v: %d bytes, %d writev calls before the delay passed", delay, len(p.in), writev())
+			}
+			h.step(delay)
+		}
+		p.readHTTP(101)
+		if n := writev(); n != 1 {
+			t.Fatalf("write delay %v: %d writev calls for the 101, want 1", delay, n)
+		}
+		for i := 0; i < 5; i++ {
+			p.sendFrame(ws.OpText, []byte{'a' + byte(i)}) // read in a pass of its own
+			if got := h.e.Stats.MessagesIn.Load(); got != uint64(i+1) {
+				t.Fatalf("%d messages read, want %d", got, i+1)
+			}
+			if delay == 0 {
+				// Each echo is its own pass and its own writev.
+				if fs := p.frames(); len(fs) != 1 || string(fs[0].Payload) != string(rune('a'+i)) {
+					t.Fatalf("echo %d: %v", i, fs)
+				}
+				if n := writev(); n != uint64(i+2) {
+					t.Fatalf("no write delay: %d writev calls after %d echoes, want %d", n, i+1, i+2)
+				}
+				continue
+			}
+			h.step(delay / 10) // the clock still within the delay
+		}
+		if delay > 0 {
+			if fs := p.frames(); len(fs) != 0 || writev() != 1 {
+				t.Fatalf("write delay %v: %d frames, %d writev calls before the delay passed, want only the 101's", delay, len(fs), writev())
+			}
+			h.step(delay) // past the oldest output's deadline
+			fs := p.frames()
+			if len(fs) != 5 {
+				t.Fatalf("write delay %v: %d echoes after the delay, want 5", delay, len(fs))
+			}
+			for i, f := range fs {
+				if string(f.Payload) != string(rune('a'+i)) {
+					t.Fatalf("echo %d: %q", i, f.Payload)
+				}
+			}
+		}
+		want := uint64(5)
+		if delay > 0 {
+			want = 1
+		}
+		h.step(delay + testTick) // a stray extra writev would be counted by now
+		if n := writev() - 1; n != want {
+			t.Fatalf("write delay %v: %d writev calls for 5 echoes, want %d", delay, n, want)
+		}
 	}
 }
