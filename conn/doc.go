@@ -19,5 +19,8 @@
 //     Code on other goroutines refers to connections by ID, never by pointer.
 //   - One timer node per connection (embedded netpoll.Timer) serves every deadline: handshake,
 //     ping, pong misses, idle, and close handshake. Receiving a frame does not touch the wheel;
-//     the timer re-computes the next deadline from timestamps when it fires.
+//     the timer re-computes the next deadline from timestamps when it fires (heartbeat.go).
+//
+// conn makes no system call itself: reads, writevs, shutdowns and peer addresses go through
+// netpoll (netpoll/io.go), and ringbuf only holds the bytes.
 package conn
