@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mod=github.com/wsgate/wsgate
 declare -A allow=(
-  [ringbuf]="golang.org/x/sys/"
+  [ringbuf]=""
   [frame]="github.com/gobwas/ws"
   [netpoll]="golang.org/x/sys/"
   [conn]="$mod/frame $mod/ringbuf $mod/netpoll github.com/gobwas/ws golang.org/x/sys/"
