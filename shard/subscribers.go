@@ -136,6 +136,19 @@ func (s *Subscribers) remove(subs *Subs, k int) {
 // queue is over its limit are closed by conn (slow consumer) and not counted. It allocates
 // nothing once the connections' queues are warm.
 func (s *Subscribers) Deliver(name string, seq uint64, frame []byte) int {
+	return s.write(name, seq, frame, false)
+}
+
+// Renumber moves every subscriber of channel name on this loop to position from (a numbering
+// that restarted or got its epoch) and queues frame (the notice: a complete, immutable WebSocket
+// frame) on each, before the messages that follow. It returns how many it reached.
+func (s *Subscribers) Renumber(name string, from uint64, frame []byte) int {
+	return s.write(name, from, frame, true)
+}
+
+// write queues frame on the channel's members: with renumber on every one, after moving it to
+// pos; otherwise on those that joined before pos.
+func (s *Subscribers) write(name string, pos uint64, frame []byte, renumber bool) int {
 	lc := s.channels[name]
 	if lc == nil {
 		return 0
@@ -148,32 +161,12 @@ func (s *Subscribers) Deliver(name string, seq uint64, frame []byte) int {
 			continue
 		}
 		m := &lc.members[i]
-		if m.from >= seq {
+		switch {
+		case renumber:
+			m.from = pos
+		case m.from >= pos:
 			continue
 		}
-		if m.c.WriteFrame(frame) == nil {
-			n++
-		}
-	}
-	return n
-}
-
-// Renumber moves every subscriber of channel name on this loop to position from (a numbering
-// that restarted or got its epoch) and queues frame (the notice: a complete, immutable WebSocket
-// frame) on each, before the messages
-// that follow. It returns how many it reached.
-func (s *Subscribers) Renumber(name string, from uint64, frame []byte) int {
-	lc := s.channels[name]
-	if lc == nil {
-		return 0
-	}
-	n := 0
-	for i := len(lc.members) - 1; i >= 0; i-- {
-		if i >= len(lc.members) {
-			continue // a slow consumer closed by the previous write left
-		}
-		m := &lc.members[i]
-		m.from = from
 		if m.c.WriteFrame(frame) == nil {
 			n++
 		}

@@ -12,7 +12,7 @@ func TestProfileParses(t *testing.T) {
 	if len(entries) == 0 {
 		t.Fatal("empty profile")
 	}
-	// The keys issue 6 asks for, at least.
+	// The keys a million-connection host needs, at least.
 	required := []string{
 		"fs.file-max", "fs.nr_open", "net.core.somaxconn", "net.ipv4.tcp_max_syn_backlog",
 		"net.core.netdev_max_backlog", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_mem",
