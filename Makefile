@@ -24,9 +24,12 @@ nats-server: $(BIN)/nats-server
 $(BIN)/nats-server:
 	GOBIN=$(abspath $(BIN)) $(GO) install github.com/nats-io/nats-server/v2@$(NATS_VERSION)
 
-# The main module, then each peer server's own module (bench/peers/*, used by `make compare`).
+# The main module (with -race; then its zero-allocation tests, which are built without -race
+# because the detector allocates), then each peer server's own module (bench/peers/*, used by
+# `make compare`).
 test:
 	$(GO) test -race -shuffle=on ./...
+	$(GO) test -count=1 -run 'Alloc' ./...
 	@for d in bench/peers/*/; do \
 	  [ -f $$d/go.mod ] || continue; \
 	  echo "== $$d"; (cd $$d && $(GO) test -race -shuffle=on ./...) || exit 1; \
