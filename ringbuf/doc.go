@@ -10,6 +10,11 @@
 // Queue never writes to it and never returns it to a pool: the garbage collector frees it when the
 // last queue lets go).
 //
+// Units. Each Write, Grow or Ref queues one unit (a connection queues one frame, or its handshake
+// response, per call) and the Queue remembers where each ends, so that Cut can drop what the
+// socket has not started on while completing the unit it has partly taken: whatever is queued
+// after a Cut (a close frame) follows whole units.
+//
 // Concurrency. Neither Pool nor Queue is safe for concurrent use: both belong to one event loop and
 // are used only on that loop's goroutine. Shared buffers may be referenced from queues of several
 // loops because nobody writes to them after they are queued.

@@ -14,12 +14,27 @@ type segment struct {
 // Queue is one connection's outbound byte queue: a ring of segments in write order.
 // Loop goroutine only. Obtain one with Pool.Queue and hand it back with Release once empty, so an
 // idle connection holds no Queue.
+//
+// Units. Each Grow, Write or Ref call queues one unit (for a connection: one frame, or the HTTP
+// response of the handshake), and the Queue remembers where each unit ends, so that Cut can drop
+// what is queued without ever ending the byte stream inside a unit. A unit never spans segments;
+// a segment may hold several units (small frames coalesced into one owned chunk).
+//
+// Positions. in and out count bytes from the moment the queue was last empty: out is the stream
+// position of the first pending byte, in the position after the last one (Len is in - out).
+// start is where the unit holding out begins: out > start means the socket has taken part of
+// that unit. ends is a ring of the end positions of the pending units, in order.
 type Queue struct {
 	pool  *Pool
 	segs  []segment // ring storage, len is a power of two
 	head  int       // index of the first pending segment
 	n     int       // segments pending
-	bytes int       // bytes pending
+	ends  []int     // ring of unit end positions, len is a power of two
+	eh    int       // index of the first pending unit's end
+	en    int       // units pending
+	in    int       // position after the last queued byte
+	out   int       // position of the first pending byte
+	start int       // position where the first pending unit begins (<= out)
 }
 
 // Queue returns an empty Queue bound to p.
@@ -30,7 +45,7 @@ func (p *Pool) Queue() *Queue {
 		p.queues = p.queues[:l-1]
 		return q
 	}
-	return &Queue{pool: p, segs: make([]segment, 8)}
+	return &Queue{pool: p, segs: make([]segment, 8), ends: make([]int, 8)}
 }
 
 // Release returns every owned chunk and the Queue itself to its Pool. q must not be used after.
@@ -44,14 +59,20 @@ func (q *Queue) Reset() {
 	for q.n > 0 {
 		q.popFront()
 	}
-	q.head, q.bytes = 0, 0
+	q.head, q.eh, q.en, q.in, q.out, q.start = 0, 0, 0, 0, 0, 0
 }
 
 // Len returns the number of bytes pending.
-func (q *Queue) Len() int { return q.bytes }
+func (q *Queue) Len() int { return q.in - q.out }
 
 // Segments returns the number of segments pending (each becomes one iovec).
 func (q *Queue) Segments() int { return q.n }
+
+// Units returns the number of units pending (the partly written one included).
+func (q *Queue) Units() int { return q.en }
+
+// Started reports whether the socket has taken part, but not all, of the first pending unit.
+func (q *Queue) Started() bool { return q.out > q.start }
 
 func (q *Queue) at(i int) *segment { return &q.segs[(q.head+i)&(len(q.segs)-1)] }
 
@@ -77,10 +98,28 @@ func (q *Queue) popFront() {
 	q.n--
 }
 
-// Grow returns a slice of exactly n bytes at the end of the queue for the caller to fill before
-// any other call on q (the bytes count as pending at once). Small writes share the tail chunk.
+// endUnit records that a unit of n bytes was just queued.
+func (q *Queue) endUnit(n int) {
+	q.in += n
+	if q.en == len(q.ends) {
+		grown := make([]int, 2*len(q.ends))
+		for i := 0; i < q.en; i++ {
+			grown[i] = q.ends[(q.eh+i)&(len(q.ends)-1)]
+		}
+		q.ends, q.eh = grown, 0
+	}
+	q.ends[(q.eh+q.en)&(len(q.ends)-1)] = q.in
+	q.en++
+}
+
+// Grow returns a slice of exactly n bytes at the end of the queue for the caller to fill, as one
+// unit, before any other call on q (the bytes count as pending at once). Small writes share the
+// tail chunk.
 func (q *Queue) Grow(n int) []byte {
-	q.bytes += n
+	if n == 0 {
+		return nil
+	}
+	q.endUnit(n)
 	if q.n > 0 {
 		t := q.at(q.n - 1)
 		if t.owned && cap(t.b)-len(t.b) >= n {
@@ -102,18 +141,18 @@ func (q *Queue) Grow(n int) []byte {
 	return b
 }
 
-// Write copies p to the end of the queue.
+// Write copies p to the end of the queue, as one unit.
 func (q *Queue) Write(p []byte) {
 	copy(q.Grow(len(p)), p)
 }
 
-// Ref queues a reference to b without copying. b must never be modified afterwards (by anyone);
-// it stays referenced until the socket has taken all of it or the queue is reset.
+// Ref queues a reference to b without copying, as one unit. b must never be modified afterwards
+// (by anyone); it stays referenced until the socket has taken all of it or the queue is reset.
 func (q *Queue) Ref(b []byte) {
 	if len(b) == 0 {
 		return
 	}
-	q.bytes += len(b)
+	q.endUnit(len(b))
 	q.push(segment{b: b})
 }
 
@@ -132,10 +171,15 @@ func (q *Queue) Views(dst [][]byte, max int) [][]byte {
 // Advance consumes n written bytes from the front, returning fully written owned chunks to the
 // Pool. n must not exceed Len.
 func (q *Queue) Advance(n int) {
-	if n > q.bytes {
+	if n > q.Len() {
 		panic("BUG: ringbuf: Advance past the queued bytes")
 	}
-	q.bytes -= n
+	q.out += n
+	for q.en > 0 && q.ends[q.eh] <= q.out {
+		q.start = q.ends[q.eh]
+		q.eh = (q.eh + 1) & (len(q.ends) - 1)
+		q.en--
+	}
 	for n > 0 {
 		s := q.at(0)
 		rest := len(s.b) - s.off
@@ -146,8 +190,56 @@ func (q *Queue) Advance(n int) {
 		n -= rest
 		q.popFront()
 	}
-	// A fully drained queue starts its next chunk from the beginning.
+	// A fully drained queue starts its next chunk, and its positions, from the beginning.
 	if q.n == 0 {
-		q.head = 0
+		q.head, q.eh, q.in, q.out, q.start = 0, 0, 0, 0, 0
 	}
+}
+
+// Cut drops every pending unit the socket has not started to take, and keeps the rest of the
+// one it has partly taken (Started), so that whatever is queued next follows a whole unit: for a
+// connection, the client sees whole frames up to the cut, whatever closes the connection. keep
+// units are kept whether started or not (a connection keeps its handshake response this way).
+// It returns the number of bytes dropped. What Cut keeps is at most keep units plus one.
+func (q *Queue) Cut(keep int) int {
+	if q.Started() {
+		keep = max(keep, 1)
+	}
+	if keep >= q.en {
+		return 0
+	}
+	end := q.out
+	if keep > 0 {
+		end = q.ends[(q.eh+keep-1)&(len(q.ends)-1)]
+	}
+	dropped := q.in - end
+	// Find the segment holding position end: segments before it stay whole, it is cut short, the
+	// ones after it go.
+	i := 0 // segments kept
+	for pos := q.out; pos < end; i++ {
+		s := q.at(i)
+		next := pos + len(s.b) - s.off
+		if next > end {
+			if !s.owned {
+				// Ref queues one unit per segment: no unit ends inside a shared one.
+				panic("BUG: ringbuf: unit end inside a shared segment")
+			}
+			s.b = s.b[:len(s.b)-(next-end)]
+		}
+		pos = next
+	}
+	for q.n > i {
+		t := q.at(q.n - 1)
+		if t.owned {
+			q.pool.Put(t.b)
+		}
+		*t = segment{}
+		q.n--
+	}
+	q.in = end
+	q.en = keep
+	if q.n == 0 {
+		q.head, q.eh, q.en, q.in, q.out, q.start = 0, 0, 0, 0, 0, 0
+	}
+	return dropped
 }

@@ -90,18 +90,7 @@ func TestQueueModel(t *testing.T) {
 			if q.Len() == 0 {
 				continue
 			}
-			// Drain a random prefix through the views.
-			want := r.IntN(q.Len() + 1)
-			got := 0
-			for _, seg := range q.Views(nil, maxViews) {
-				take := min(len(seg), want-got)
-				out = append(out, seg[:take]...)
-				got += take
-				if got == want {
-					break
-				}
-			}
-			q.Advance(want)
+			out = take(q, r.IntN(q.Len()+1), out)
 		}
 		if q.Len() != len(model)-len(out) {
 			t.Fatalf("step %d: Len %d, model pending %d", step, q.Len(), len(model)-len(out))
@@ -118,6 +107,21 @@ func TestQueueModel(t *testing.T) {
 	if q2 := p.Queue(); q2 != q || q2.Len() != 0 || q2.Segments() != 0 {
 		t.Fatal("released queue not reused empty")
 	}
+}
+
+// take drains the first n bytes of q through its views, as a flush does, appending them to out.
+func take(q *Queue, n int, out []byte) []byte {
+	got := 0
+	for _, seg := range q.Views(nil, maxViews) {
+		k := min(len(seg), n-got)
+		out = append(out, seg[:k]...)
+		got += k
+		if got == n {
+			break
+		}
+	}
+	q.Advance(n)
+	return out
 }
 
 func TestAdvancePastLenPanics(t *testing.T) {
@@ -171,5 +175,126 @@ func TestViewsFrontAndMax(t *testing.T) {
 	q.Advance(2 + 3 + 5)
 	if got := q.Views(got[:0], 3); len(got) != 1 || string(got[0]) != "four" {
 		t.Fatalf("views after the advance %q, want [four]", got)
+	}
+}
+
+// TestQueueCutModel runs random units (copied, grown and referenced), partial advances and cuts
+// against a model that keeps every unit as a whole: the bytes out of the queue are always whole
+// units in order, a cut keeps exactly the rest of the unit partly taken (plus the units it was
+// asked to keep), and Units and Started follow the model.
+func TestQueueCutModel(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var p Pool
+	q := p.Queue()
+	var units [][]byte // pending units, in order; units[0][:taken] is written
+	taken := 0
+	var out []byte
+	var whole [][]byte // every unit that left the queue completely, in order
+	newUnit := func(n int, seq int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(seq + i)
+		}
+		return b
+	}
+	seq := 0
+	for step := 0; step < 30000; step++ {
+		switch k := r.IntN(10); {
+		case k < 3:
+			seq++
+			b := newUnit(1+r.IntN(300), seq)
+			q.Write(b)
+			units = append(units, b)
+		case k < 5:
+			seq++
+			b := newUnit(1+r.IntN(9000), seq)
+			q.Ref(b)
+			units = append(units, b)
+		case k < 6:
+			seq++
+			b := newUnit(1+r.IntN(6000), seq)
+			copy(q.Grow(len(b)), b)
+			units = append(units, b)
+		case k < 9:
+			if q.Len() == 0 {
+				continue
+			}
+			want := r.IntN(q.Len() + 1)
+			out = take(q, want, out)
+			for want > 0 {
+				rest := len(units[0]) - taken
+				if want < rest {
+					taken += want
+					break
+				}
+				want -= rest
+				whole = append(whole, units[0])
+				units, taken = units[1:], 0
+			}
+		default:
+			keep := r.IntN(3)
+			kept := keep
+			if taken > 0 {
+				kept = max(kept, 1)
+			}
+			kept = min(kept, len(units))
+			wantDropped := 0
+			for _, u := range units[kept:] {
+				wantDropped += len(u)
+			}
+			if d := q.Cut(keep); d != wantDropped {
+				t.Fatalf("step %d: Cut(%d) dropped %d bytes, want %d", step, keep, d, wantDropped)
+			}
+			units = units[:kept]
+		}
+		pending := -taken
+		for _, u := range units {
+			pending += len(u)
+		}
+		if q.Len() != pending || q.Units() != len(units) || q.Started() != (taken > 0) {
+			t.Fatalf("step %d: Len %d Units %d Started %v; model %d %d %v",
+				step, q.Len(), q.Units(), q.Started(), pending, len(units), taken > 0)
+		}
+	}
+	for _, seg := range q.Views(nil, maxViews) {
+		out = append(out, seg...)
+	}
+	q.Advance(q.Len())
+	whole = append(whole, units...)
+	if !bytes.Equal(out, bytes.Join(whole, nil)) {
+		t.Fatal("bytes out of the queue are not the whole units in order")
+	}
+	q.Release()
+}
+
+// TestCutCompletesPartUnit: after a cut, what follows the partly written unit is what was
+// queued after the cut, and the rest of an owned chunk's other units is gone.
+func TestCutCompletesPartUnit(t *testing.T) {
+	var p Pool
+	q := p.Queue()
+	q.Write([]byte("first"))
+	q.Write([]byte("second"))
+	q.Ref([]byte("third"))
+	q.Advance(2)
+	if d := q.Cut(0); d != len("secondthird") {
+		t.Fatalf("Cut dropped %d bytes", d)
+	}
+	q.Write([]byte("close"))
+	var got []byte
+	for _, v := range q.Views(nil, maxViews) {
+		got = append(got, v...)
+	}
+	if string(got) != "rstclose" {
+		t.Fatalf("after the cut the queue holds %q, want %q", got, "rstclose")
+	}
+	q.Advance(q.Len())
+	// Nothing started: everything goes, except the units asked for.
+	q.Write([]byte("hello"))
+	q.Write([]byte("frame"))
+	if d := q.Cut(1); d != 5 || q.Len() != 5 || q.Units() != 1 {
+		t.Fatalf("Cut(1) dropped %d, left %d bytes in %d units", d, q.Len(), q.Units())
+	}
+	if d := q.Cut(0); d != 5 || q.Len() != 0 || q.Segments() != 0 {
+		t.Fatalf("Cut(0) dropped %d, left %d bytes in %d segments", d, q.Len(), q.Segments())
 	}
 }
