@@ -20,7 +20,7 @@ import (
 
 // wait bounds every wait of these tests: generous for a loaded 2-core machine under -race, and
 // never part of a verdict (a test that hits it has failed for another reason).
-const wait = 30 * time.Second
+const wait = time.Minute
 
 // gateway is a real wsgate pub/sub server in this process.
 type gateway struct {
@@ -189,6 +189,19 @@ func (b *inbox) countLocked(s client.State) int {
 	return n
 }
 
+// checkComplete waits for n messages and fails unless they are seq 1 to n, each once, in
+// order, with no recovery reported failed.
+func (b *inbox) checkComplete(t testing.TB, n int) {
+	t.Helper()
+	ms := b.waitMessages(t, n)
+	checkSequence(t, ms, 1)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.failed) != 0 || len(b.msgs) != n {
+		t.Fatalf("recovery failed for %v; %d messages, want %d", b.failed, len(b.msgs), n)
+	}
+}
+
 func seqs(ms []client.Message) []uint64 {
 	out := make([]uint64, len(ms))
 	for i, m := range ms {
@@ -225,6 +238,18 @@ func dial(t testing.TB, url string, o client.Options) *client.Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// eventually polls cond until it holds; only the giving up is the wall clock's.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // sleeper is an injected Options.Sleep: it records each delay asked for and returns when the

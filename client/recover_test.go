@@ -67,16 +67,7 @@ func TestRecoverAfterCut(t *testing.T) {
 	sl.next(t)
 	sl.release(t)
 	wg.Wait()
-	ms := b.waitMessages(t, 55)
-	checkSequence(t, ms, 1)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if len(b.failed) != 0 {
-		t.Fatalf("recovery reported failed for %v", b.failed)
-	}
-	if len(ms) != 55 {
-		t.Fatalf("%d messages, want 55", len(ms))
-	}
+	b.checkComplete(t, 55)
 	if p.accepted() != 3 {
 		t.Fatalf("%d connections through the proxy, want 3", p.accepted())
 	}
