@@ -73,6 +73,14 @@ func (s *Server) registerMetrics() {
 	m.NewGauge("wsgate_close_timeouts_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.CloseTimeouts.Load() }))
 	m.NewGauge("wsgate_handshake_timeouts_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.Rejects[conn.RejectTimeout].Load() }))
 	m.NewGauge("wsgate_slow_consumers_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.SlowConsumers.Load() }))
+	m.NewGauge("wsgate_read_pauses_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.ReadPauses.Load() }))
+	m.NewGauge("wsgate_queue_peak_bytes", func() float64 {
+		var peak uint64
+		for _, e := range s.engines {
+			peak = max(peak, e.Stats.QueuePeak.Load())
+		}
+		return float64(peak)
+	})
 	m.NewGauge("wsgate_rate_limited_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.RateLimited.Load() }))
 	m.NewGauge("wsgate_socket_errors_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.ReadErrors.Load() + e.Stats.WriteErrors.Load() }))
 	m.NewGauge("wsgate_read_errors_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.ReadErrors.Load() }))

@@ -12,7 +12,9 @@ import (
 // holds (closeNow). Loop goroutine only.
 
 // Close starts the closing handshake (RFC 6455 7.1.2): a close frame with code and reason is
-// queued; the socket is closed when the peer answers or Config.CloseTimeout passes.
+// queued behind the output already queued; the socket is closed when the peer answers or
+// Config.CloseTimeout passes. (The closes the server decides on its own, for a slow consumer, a
+// shutdown, a ping or idle timeout, drop the output not yet started instead, see Conn.cut.)
 func (c *Conn) Close(code ws.StatusCode, reason string) {
 	if c.state != stateOpen || c.flags&flagCloseSent != 0 {
 		return
@@ -30,6 +32,11 @@ func (c *Conn) sendClose(code ws.StatusCode, reason string) {
 	c.queue().Write(f)
 	c.e.Stats.FramesOut.Add(1)
 	c.e.Stats.CloseSent[closeIndex(uint16(code))].Add(1)
+	if c.flags&flagPaused != 0 {
+		// Nothing read from now on adds output (data is dropped, pings go unanswered): read
+		// again, to see the peer's close or EOF as soon as it comes.
+		c.resume()
+	}
 }
 
 // fail fails the WebSocket connection (RFC 6455 7.1.7): a close frame with the error's code, no

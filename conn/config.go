@@ -18,9 +18,19 @@ type Config struct {
 	IdleTimeout      time.Duration // close after this long without a data frame; 0 = off
 	CloseTimeout     time.Duration // wait for the peer's close frame after ours (default 3 s)
 	MaxQueue         int           // outbound bytes queued per connection before 1008 (default 1 MiB)
-	MaxConns         int64         // sockets held at once, across all loops; 0 = unlimited; over -> 503
-	MaxMsgRate       float64       // inbound messages per second per connection; 0 = unlimited
-	MsgBurst         int           // token bucket size for MaxMsgRate (default max(1, rate))
+	// HighWater and LowWater are the read-side backpressure marks (defaults MaxQueue/2 and
+	// MaxQueue/4; 0 takes the default). Once a connection's queued output passes HighWater its
+	// loop stops reading from it, so TCP flow control pushes back on a client that sends
+	// requests faster than it reads the answers; reading resumes when the queue has drained to
+	// LowWater. Answers a handler writes from OnMessage are bounded this way (HighWater plus what
+	// one message's handler writes) and are never failed as a slow consumer while the queue is
+	// at or below HighWater; output the server originates for a connection (a pub/sub fan-out
+	// from a task) still ends in 1008 once it passes MaxQueue.
+	HighWater  int
+	LowWater   int
+	MaxConns   int64   // sockets held at once, across all loops; 0 = unlimited; over -> 503
+	MaxMsgRate float64 // inbound messages per second per connection; 0 = unlimited
+	MsgBurst   int     // token bucket size for MaxMsgRate (default max(1, rate))
 	// WriteDelay holds output for up to this long so that messages queued in several loop passes
 	// leave in one writev: fewer TCP sends (less CPU per message) for up to this much added
 	// latency. 0 (the default) flushes at the end of every pass.
@@ -53,8 +63,16 @@ func (c Config) Validate() error {
 		return errors.New("pong misses must be at least 2 (with 1 a healthy peer whose pong is a little late is closed)")
 	case c.IdleTimeout < 0, c.WriteDelay < 0, c.HandshakeTimeout < 0, c.CloseTimeout < 0:
 		return errors.New("a timeout or delay is negative (0 means the default or off)")
-	case c.MaxMsgRate < 0 || c.MsgBurst < 0 || c.MaxConns < 0 || c.MaxQueue < 0 || c.MaxMessage < 0:
+	case c.MaxMsgRate < 0 || c.MsgBurst < 0 || c.MaxConns < 0 || c.MaxQueue < 0 || c.MaxMessage < 0 ||
+		c.HighWater < 0 || c.LowWater < 0:
 		return errors.New("a limit is negative (0 means the default or unlimited)")
+	}
+	d := c.WithDefaults()
+	switch {
+	case d.HighWater > d.MaxQueue:
+		return errors.New("high water is above max queue (reading would never pause before the slow-consumer close)")
+	case d.LowWater >= d.HighWater:
+		return errors.New("low water must be below high water")
 	}
 	return nil
 }
@@ -81,6 +99,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MaxQueue <= 0 {
 		c.MaxQueue = DefaultMaxQueue
+	}
+	if c.HighWater <= 0 {
+		c.HighWater = max(1, c.MaxQueue/2)
+	}
+	if c.LowWater <= 0 {
+		c.LowWater = min(c.MaxQueue/4, c.HighWater/2)
 	}
 	if c.MaxMsgRate > 0 && c.MsgBurst <= 0 {
 		c.MsgBurst = max(1, int(c.MaxMsgRate))

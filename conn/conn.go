@@ -30,6 +30,11 @@ const (
 	flagOverLimit                    // accepted over Config.MaxConns: answer 503
 	flagOpened                       // OnOpen ran, so OnClose must run
 	flagPeerEOF                      // the peer shut down its side; close once output is flushed
+	flagPaused                       // queued output passed Config.HighWater: not reading (backpressure)
+	flagBacklog                      // c.in may hold complete frames left unprocessed by a pause
+	flagRdHup                        // an event reported the peer's FIN: read to EOF, no edge will come
+	flagInMessage                    // Handler.OnMessage of this connection is running (writes are answers)
+	flagGreeting                     // the 101 response is queued and not started: a Cut keeps it
 )
 
 // Conn is one connection. Its methods are for its loop goroutine only (from Handler callbacks or
@@ -74,7 +79,10 @@ func (c *Conn) Engine() *Engine { return c.e }
 // Open reports whether the WebSocket is open for writing.
 func (c *Conn) Open() bool { return c.state == stateOpen && c.flags&flagCloseSent == 0 }
 
-// Queued returns the outbound bytes not yet taken by the socket.
+// Queued returns the outbound bytes not yet taken by the socket. Once it passes
+// Config.HighWater the connection is not read until it drains to Config.LowWater; once a write
+// from outside the connection's own OnMessage would take it past Config.MaxQueue the connection
+// is closed with 1008. Loop goroutine only.
 func (c *Conn) Queued() int {
 	if c.out == nil {
 		return 0

@@ -15,6 +15,17 @@
 //   - Output goes to a ringbuf.Queue borrowed while bytes are pending and returned once the
 //     socket has taken them. At the end of each loop pass every connection with output is
 //     flushed with one writev(2).
+//   - Backpressure (read.go): once a connection's queued output passes Config.HighWater it is not
+//     read (the frames already read wait in its input buffer) until the output drains to
+//     Config.LowWater, so answers (writes from its own OnMessage) are bounded by HighWater plus one
+//     message's and a client that does not read them is slowed down by TCP, not closed. Output
+//     the server originates (writes from tasks) ends in the slow-consumer close past MaxQueue.
+//   - Whatever closes a connection, the client sees whole frames: the server's own closes (slow
+//     consumer, shutdown, ping and idle timeouts) drop the output not started but complete the
+//     frame the socket has partly taken (ringbuf.Queue.Cut) before the close frame.
+//   - Text is checked as it arrives: a part of a text frame is unmasked, checked and moved to the
+//     message buffer at once (textPart), so invalid UTF-8 fails the connection before the rest
+//     of the frame is sent.
 //   - Conn structs are pooled per loop: a Conn pointer must not be kept past Handler.OnClose.
 //     Code on other goroutines refers to connections by ID, never by pointer.
 //   - One timer node per connection (embedded netpoll.Timer) serves every deadline: handshake,

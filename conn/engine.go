@@ -183,7 +183,8 @@ func (e *Engine) OnPass(now int64) {
 }
 
 // Shutdown starts a graceful shutdown of this engine: sends close 1001 with reason to every open
-// connection and closes handshaking ones. Loop goroutine only (post it).
+// connection (after the frame the socket has partly taken; output not started is dropped) and
+// closes handshaking ones. Loop goroutine only (post it).
 func (e *Engine) Shutdown(reason string) {
 	e.draining = true
 	for _, c := range e.conns {
@@ -192,6 +193,9 @@ func (e *Engine) Shutdown(reason string) {
 		}
 		switch c.state {
 		case stateOpen:
+			if c.flags&flagCloseSent == 0 {
+				c.cut() // the client gets whole frames, then the 1001, without waiting for the rest
+			}
 			c.Close(ws.StatusGoingAway, reason)
 		case stateHandshake:
 			c.closeNow(ws.StatusGoingAway)

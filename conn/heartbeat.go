@@ -64,18 +64,29 @@ func (c *Conn) onTimer(now int64) {
 		c.closeNow(ws.StatusCode(c.closeCode))
 	case stateOpen:
 		if cfg.PingInterval > 0 && now-c.lastRecv >= int64(cfg.PongMisses)*int64(cfg.PingInterval) {
-			// Dead peer: tell it why if it can still hear, then close without a long wait.
+			// Dead peer: tell it why if it can still hear, then close without a long wait (at
+			// once if the close frame is out).
 			e.Stats.PingTimeouts.Add(1)
 			c.debug("ping timeout", "silent_for", time.Duration(now-c.lastRecv))
+			c.cut()
 			c.sendClose(ws.StatusGoingAway, "ping timeout")
 			c.state = stateClosing
 			c.flags |= flagFailed
 			c.flush()
-			c.closeNow(ws.StatusGoingAway)
+			if c.out == nil {
+				c.closeNow(ws.StatusGoingAway)
+				return
+			}
+			// The socket is full: closing it now would tear the frame it has partly taken.
+			// Finish that frame and the close frame if the peer reads within the close
+			// timeout, as after any failure.
+			c.flags |= flagHangup
+			c.armCloseTimeout()
 			return
 		}
 		if cfg.IdleTimeout > 0 && now-c.lastData >= int64(cfg.IdleTimeout) {
 			e.Stats.IdleTimeouts.Add(1)
+			c.cut()
 			c.Close(ws.StatusNormalClosure, "idle timeout")
 			return
 		}

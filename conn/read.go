@@ -13,12 +13,28 @@ import (
 const maxReadsPerEvent = 8
 
 // readable reads until the socket is drained (a short read or EAGAIN), the read budget is spent,
-// or the connection closes. The socket is edge-triggered: stopping early requires a Requeue.
-// hangup says the event reported the peer's FIN (EPOLLRDHUP) or an error: then a short read does
-// not mean drained, since the FIN's edge is this one and no other will come; read on to EOF.
+// the connection's output passes Config.HighWater (pause), or the connection closes. The socket is
+// edge-triggered: stopping early for the budget requires a Requeue, and a pause ends with one
+// (resume). hangup says the event reported the peer's FIN (EPOLLRDHUP) or an error: then a short
+// read does not mean drained, since the FIN's edge is this one and no other will come; read on to
+// EOF (remembered in flagRdHup, as a paused connection sees the edge but reads later).
 func (c *Conn) readable(hangup bool) {
 	e := c.e
+	if hangup {
+		c.flags |= flagRdHup
+	}
+	hangup = c.flags&flagRdHup != 0
+	if c.flags&flagBacklog != 0 {
+		// Frames a pause left unprocessed come before anything still in the socket.
+		c.flags &^= flagBacklog
+		if c.in != nil && c.flags&flagPaused == 0 {
+			c.process(c.in, true)
+		}
+	}
 	for reads := 0; c.state != stateClosed; reads++ {
+		if c.flags&flagPaused != 0 {
+			return // resume requeues the socket: the bytes in it raised no edge we will see again
+		}
 		if reads == maxReadsPerEvent {
 			e.loop.Requeue(int(c.fd))
 			return
@@ -193,6 +209,7 @@ func (c *Conn) handshake(data []byte) int {
 		return 0
 	}
 	c.queue().Write(resp)
+	c.flags |= flagGreeting
 	e.Stats.Handshakes.Add(1)
 	now := e.loop.Now()
 	c.state = stateOpen
@@ -242,6 +259,14 @@ func (c *Conn) frames(p []byte) (rest []byte, need int) {
 		}
 		total := hn + int(h.Length)
 		if len(p) < total {
+			if (h.OpCode == ws.OpText || h.OpCode == ws.OpContinuation && c.fragOp == ws.OpText) &&
+				c.flags&flagCloseSent == 0 {
+				// Text is checked as it arrives, and its buffer sized as it grows (textPart).
+				if hn < len(p) {
+					return c.textPart(p, h, hn), 0
+				}
+				return p, 0
+			}
 			return p, total
 		}
 		payload := p[hn:total]
@@ -256,8 +281,67 @@ func (c *Conn) frames(p []byte) (rest []byte, need int) {
 		if c.state == stateClosed || c.flags&(flagFailed|flagCloseRecv) != 0 {
 			return nil, 0 // anything after a close or a failure is ignored
 		}
+		if c.flags&flagCloseSent == 0 && c.Queued() > e.cfg.HighWater {
+			// Backpressure: the answers to this peer are piling up. Stop reading (the frames
+			// already read wait in c.in) until the queue drains to LowWater (flush, resume).
+			c.pause()
+			return p, 0
+		}
 	}
 	return nil, 0
+}
+
+// pause stops reading from the connection: TCP flow control then pushes back on the peer.
+func (c *Conn) pause() {
+	c.flags |= flagPaused
+	c.e.Stats.ReadPauses.Add(1)
+}
+
+// resume ends a pause: at the next pass the frames the pause left in c.in are processed, then the
+// socket is read again. The Requeue is what makes it read at all: the bytes waiting in the socket
+// raised their edge while the connection was paused, and no other edge will come for them.
+func (c *Conn) resume() {
+	c.flags &^= flagPaused
+	if c.in != nil {
+		c.flags |= flagBacklog
+	}
+	c.e.loop.Requeue(int(c.fd))
+}
+
+// textPart checks the part of a text frame that has arrived (p: the frame's header, hn bytes,
+// then part of its payload), so that invalid UTF-8 fails the connection at once, not once the
+// whole frame is in (RFC 6455 8.1, the "fail fast" of Autobahn's 6.x cases). The part is unmasked,
+// checked and added to the message being assembled, as if it had been a fragment of its own; the
+// frame's header is rewritten, at the end of p, as a continuation frame carrying the rest of the
+// payload (same FIN, the length left, the mask key turned by the bytes taken), and returned as
+// the tail to keep: the rest of the payload follows it on the wire. Frame sizes only shrink, so
+// the new header fits where the old header and the part were.
+func (c *Conn) textPart(p []byte, h ws.Header, hn int) (rest []byte) {
+	part := p[hn:]
+	frame.Unmask(part, h.Mask, 0)
+	if h.OpCode == ws.OpText { // the message's first frame
+		c.utf8.Reset()
+		if !c.allow() {
+			return nil
+		}
+	}
+	if !c.utf8.Write(part) {
+		c.protocolError(frame.ErrInvalidUTF8)
+		return nil
+	}
+	left := int(h.Length) - len(part)
+	c.fragOp = ws.OpText
+	c.growMsg(len(part) + left)
+	c.msg = append(c.msg, part...)
+	var mask [4]byte
+	for i := range mask {
+		mask[i] = h.Mask[(i+len(part))%4]
+	}
+	rest = p[len(p)-frame.HeaderLen(left)-4:]
+	b := frame.AppendHeader(rest[:0], h.Fin, ws.OpContinuation, left)
+	b[1] |= 0x80 // masked, as every client frame is
+	copy(rest[len(b):], mask[:])
+	return rest
 }
 
 func (c *Conn) protocolError(err *frame.Error) {
@@ -313,7 +397,9 @@ func (c *Conn) frame(h ws.Header, payload []byte) {
 	c.fragOp = 0
 	c.lastData = c.lastRecv
 	c.e.Stats.MessagesIn.Add(1)
+	c.flags |= flagInMessage
 	c.e.h.OnMessage(c, op, msg)
+	c.flags &^= flagInMessage
 	c.releaseMsg()
 }
 
@@ -329,6 +415,16 @@ func (c *Conn) appendMsg(p []byte) {
 		c.msg = nb
 	}
 	c.msg = append(c.msg, p...)
+}
+
+// growMsg makes room for n more bytes in the message being assembled.
+func (c *Conn) growMsg(n int) {
+	if cap(c.msg)-len(c.msg) < n {
+		nb := c.e.pool.Get(len(c.msg) + n)
+		nb = append(nb, c.msg...)
+		c.releaseMsg()
+		c.msg = nb
+	}
 }
 
 // allow applies the inbound message rate limit (token bucket).

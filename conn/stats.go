@@ -72,7 +72,12 @@ type Stats struct {
 	IdleTimeouts  atomic.Uint64
 	CloseTimeouts atomic.Uint64
 	SlowConsumers atomic.Uint64
-	RateLimited   atomic.Uint64
-	ReadErrors    atomic.Uint64 // read(2) failures: resets and other socket errors
-	WriteErrors   atomic.Uint64 // writev(2) failures other than EAGAIN: EPIPE, resets
+	ReadPauses    atomic.Uint64 // a connection's queued output passed Config.HighWater: reading stopped
+	// QueuePeak is the most output queued for one connection when a flush started (bytes): with
+	// read-side backpressure, at most HighWater plus what one message's handler wrote for
+	// connections that read, and MaxQueue plus one write for those that do not.
+	QueuePeak   atomic.Uint64
+	RateLimited atomic.Uint64
+	ReadErrors  atomic.Uint64 // read(2) failures: resets and other socket errors
+	WriteErrors atomic.Uint64 // writev(2) failures other than EAGAIN: EPIPE, resets
 }

@@ -63,19 +63,38 @@ func (c *Conn) WriteFrame(b []byte) error {
 	return nil
 }
 
-// fits enforces Config.MaxQueue: a consumer that lets more than that pile up is closed with 1008
-// "slow consumer" and its queue dropped, so it can neither grow the server's memory nor hold up
-// anyone else. One message is always accepted into an empty queue, whatever its size (the
-// message size is bounded by the application, e.g. by Config.MaxMessage for echoes).
+// fits enforces Config.MaxQueue for a write of n bytes. A connection that lets more than that
+// pile up is closed with 1008 "slow consumer": the output not yet started is dropped (the frame
+// the socket has partly taken is completed first, so the client sees whole frames and then the
+// close frame), so it can neither grow the server's memory nor hold up anyone else. One message is
+// always accepted into an empty queue, whatever its size (the message size is bounded by the
+// application, e.g. by Config.MaxMessage for echoes). An answer, a write from the connection's own
+// OnMessage, is accepted while the queue is at or below Config.HighWater: read-side backpressure
+// (read.go) already bounds what answers can queue, so a client that sends faster than it reads is
+// slowed down by TCP, not closed.
 func (c *Conn) fits(n int) bool {
 	q := c.Queued()
-	if q == 0 || q+n <= c.e.cfg.MaxQueue {
+	if q == 0 || q+n <= c.e.cfg.MaxQueue || (c.flags&flagInMessage != 0 && q <= c.e.cfg.HighWater) {
 		return true
 	}
 	c.e.Stats.SlowConsumers.Add(1)
-	c.out.Reset()
+	c.cut()
 	c.fail(ws.StatusPolicyViolation, "slow consumer")
 	return false
+}
+
+// cut drops the queued output the socket has not started on, keeping the rest of the frame it has
+// partly taken (and the handshake response, if none of it is written yet): what the server queues
+// next, a close frame, follows whole frames. The bytes kept are at most one frame.
+func (c *Conn) cut() {
+	if c.out == nil {
+		return
+	}
+	keep := 0
+	if c.flags&flagGreeting != 0 {
+		keep = 1
+	}
+	c.out.Cut(keep)
 }
 
 func (c *Conn) writeFrame(op ws.OpCode, payload []byte) {
@@ -89,6 +108,9 @@ func (c *Conn) writeFrame(op ws.OpCode, payload []byte) {
 // whether the socket is full), then applies a pending hang-up. Called from Engine.OnPass.
 func (c *Conn) flush() {
 	e := c.e
+	if q := uint64(c.Queued()); q > e.Stats.QueuePeak.Load() {
+		e.Stats.QueuePeak.Store(q) // loop goroutine only writes it: no lost update
+	}
 	for c.out != nil && c.out.Len() > 0 && c.flags&flagBlocked == 0 {
 		e.views = c.out.Views(e.views[:0], netpoll.IOVMax)
 		n, err := e.loop.Writev(int(c.fd), e.views)
@@ -97,6 +119,7 @@ func (c *Conn) flush() {
 		if n > 0 {
 			c.out.Advance(n)
 			e.Stats.BytesOut.Add(uint64(n))
+			c.flags &^= flagGreeting
 		}
 		switch {
 		case err == unix.EAGAIN:
@@ -111,6 +134,9 @@ func (c *Conn) flush() {
 	if c.out != nil && c.out.Len() == 0 {
 		c.out.Release()
 		c.out = nil
+	}
+	if c.flags&flagPaused != 0 && c.Queued() <= e.cfg.LowWater {
+		c.resume()
 	}
 	if c.out == nil && c.flags&flagHangup != 0 {
 		c.hangup()
