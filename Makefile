@@ -4,7 +4,7 @@ BIN     ?= bin
 ARGS    ?=
 FUZZTIME ?= 20s
 
-.PHONY: build run test test-browser stress-test check bench fuzz loadtest compare nats-server bench-cluster clean
+.PHONY: build run test test-browser stress-test check bench fuzz loadtest compare nats-server bench-cluster million clean
 
 build:
 	$(GO) build -o $(BIN)/wsgate ./cmd/wsgate
@@ -71,6 +71,13 @@ loadtest:
 # Cluster mode (NATS JetStream, 3 nodes on one port) against a single node under the same load.
 bench-cluster:
 	bash bench/cluster.sh
+
+# One million concurrent connections on this host: nats-server and wsgate cluster nodes on one
+# SO_REUSEPORT port, held and published to, with a JSON report, a summary and SVG charts
+# (bench/million.sh; every number is a variable: make million CONNS=100000 HOLD=2m).
+# APPLY_SYSCTL=1 applies the bundled sysctl profile for the run and restores it afterwards.
+million:
+	bash bench/million.sh
 
 # Builds wsgate, wsbench and the peer servers and compares them (writes docs/benchmarks.md).
 compare:
