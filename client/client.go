@@ -194,7 +194,9 @@ func (c *Client) Unsubscribe(channel string) error {
 // -client-publish. While the client is disconnected the publish waits for the next connection.
 // A publish with an id that was sent but not answered when the connection dropped is sent again
 // on the next one: the gateway's dedup answers `duplicate` if the first copy got through, so it
-// is published once. Without an id it fails with ErrUnconfirmed instead.
+// is published once. Without an id it fails with ErrUnconfirmed instead. When ctx ends first,
+// Publish returns ctx's error and the client forgets the publish, which may still have reached
+// the gateway if it had been sent.
 func (c *Client) Publish(ctx context.Context, channel, id string, data []byte) (PublishResult, error) {
 	switch {
 	case !validChannel(channel):
