@@ -198,7 +198,7 @@ func TestQueueCutModel(t *testing.T) {
 		return b
 	}
 	seq := 0
-	for step := 0; step < 30000; step++ {
+	for step := 0; step < 10000; step++ {
 		switch k := r.IntN(10); {
 		case k < 3:
 			seq++
