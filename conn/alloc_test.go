@@ -3,6 +3,7 @@
 package conn
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -118,5 +119,65 @@ func TestSlowlorisWaveNoAllocs(t *testing.T) {
 	}
 	if got := h.e.Stats.Rejects[RejectTimeout].Load(); got != 6*wave {
 		t.Fatalf("Rejects[timeout] = %d, want %d", got, 6*wave)
+	}
+}
+
+// TestTextInPartsAndPausesNoAllocs: once the pools are warm, a large text message that arrives in
+// three reads (each part checked and moved to the message buffer as it comes) and a burst of
+// answers that pauses reading and resumes it allocate nothing.
+func TestTextInPartsAndPausesNoAllocs(t *testing.T) {
+	h := newHarness(t, Config{MaxQueue: 16 << 10})
+	p := h.open()
+	unit := []byte("κόσμε ascii ")
+	text := bytes.Repeat(unit, 40000/len(unit)) // under 64 KiB: a 4-byte header back
+	wire := clientFrame(ws.OpText, text)
+	parts := [][]byte{wire[:3000], wire[3000:20000], wire[20000:]}
+	small := clientFrame(ws.OpBinary, make([]byte, 3000))
+	var burst []byte
+	for range 20 { // 60 KB of answers for a 16 KiB queue: reading pauses
+		burst = append(burst, small...)
+	}
+	buf := make([]byte, 256<<10)
+	readAll := func(want int) {
+		for got := 0; got < want; {
+			n, err := unix.Read(p.fd, buf)
+			if err == unix.EAGAIN {
+				h.e.OnEvent(p.srv, netpoll.EventRead|netpoll.EventWrite) // the loop's requeue and EPOLLOUT
+				h.pass()
+				continue
+			}
+			if err != nil || n == 0 {
+				t.Fatalf("read: %d %v", n, err)
+			}
+			got += n
+		}
+	}
+	pauses := h.e.Stats.ReadPauses.Load()
+	run := func() {
+		for _, part := range parts {
+			if _, err := unix.Write(p.fd, part); err != nil {
+				t.Fatal(err)
+			}
+			h.e.OnEvent(p.srv, netpoll.EventRead)
+			h.pass()
+		}
+		readAll(len(text) + 4)
+		if _, err := unix.Write(p.fd, burst); err != nil {
+			t.Fatal(err)
+		}
+		h.e.OnEvent(p.srv, netpoll.EventRead)
+		h.pass()
+		readAll(20 * (3000 + 4))
+	}
+	run()
+	run()
+	if a := testing.AllocsPerRun(20, run); a != 0 {
+		t.Fatalf("%v allocations per run, want 0", a)
+	}
+	if h.e.Stats.ReadPauses.Load()-pauses < 20 {
+		t.Fatalf("%d pauses in 22 bursts: the pause path was not exercised", h.e.Stats.ReadPauses.Load()-pauses)
+	}
+	if h.rec.msgs != 23*21 || p.state() != stateOpen {
+		t.Fatalf("%d messages, open %v; want %d and open", h.rec.msgs, p.state() == stateOpen, 23*21)
 	}
 }
