@@ -12,6 +12,7 @@ declare -A allow=(
   [shard]="$mod/conn github.com/cespare/xxhash/v2"
   [pubsub]="$mod/shard $mod/conn $mod/frame github.com/VictoriaMetrics/metrics github.com/gobwas/ws github.com/cespare/xxhash/v2 github.com/nats-io/nats.go"
   [sysctl]="golang.org/x/sys/"
+  [client]="github.com/coder/websocket"
   [bench]="github.com/gobwas/ws golang.org/x/sys/"
 )
 bad=0
