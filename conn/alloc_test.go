@@ -181,3 +181,43 @@ func TestTextInPartsAndPausesNoAllocs(t *testing.T) {
 		t.Fatalf("%d messages, open %v; want %d and open", h.rec.msgs, p.state() == stateOpen, 23*21)
 	}
 }
+
+// TestHandshakeAllocs: a whole connection's life, accept, handshake, 101 response written, peer
+// gone, socket closed and struct pooled, allocates one object once the pools are warm: the
+// Sec-WebSocket-Accept value gobwas/ws's Upgrader makes (ws.writeAccept). The response is built
+// in a buffer the engine reuses, the upgrader is pooled (frame.Upgrade).
+func TestHandshakeAllocs(t *testing.T) {
+	h := newHarness(t, Config{})
+	h.rec.closed = make([]closeRec, 0, 1000)
+	req := []byte(upgradeRequest)
+	buf := make([]byte, 512)
+	cycle := func() {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.e.OnAccept(fds[0])
+		if _, err := unix.Write(fds[1], req); err != nil {
+			t.Fatal(err)
+		}
+		h.e.OnEvent(fds[0], netpoll.EventRead)
+		h.pass()
+		if n, err := unix.Read(fds[1], buf); err != nil || n < 12 || string(buf[:12]) != "HTTP/1.1 101" {
+			t.Fatalf("response %q, %v", buf[:max(n, 0)], err)
+		}
+		unix.Close(fds[1])
+		h.e.OnEvent(fds[0], netpoll.EventRead|netpoll.EventHangup)
+		h.pass()
+		if h.e.Connections() != 0 {
+			t.Fatal("socket still held after the peer left")
+		}
+	}
+	for range 10 {
+		cycle()
+	}
+	a := testing.AllocsPerRun(100, cycle)
+	t.Logf("%v allocations per connection", a)
+	if a > 1 {
+		t.Fatalf("%v allocations per connection, want at most 1 (gobwas/ws's accept value)", a)
+	}
+}

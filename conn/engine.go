@@ -28,6 +28,7 @@ type Engine struct {
 	pool     ringbuf.Pool // chunks for input, message assembly and output queues
 	rbuf     []byte       // the read buffer every connection of the loop reads into
 	views    [][]byte     // a flush's views of the queued output, cap netpoll.IOVMax
+	resp     []byte       // where a handshake response is built before it is queued (reused)
 	dirty    []*Conn      // connections with output queued or a close pending this pass
 	flushAt  int64        // WriteDelay: when the pending output must be flushed; 0: nothing pending
 	seq      uint32       // connection ID sequence
@@ -49,6 +50,7 @@ func NewEngine(loop *netpoll.Loop, cfg Config, h Handler, held *atomic.Int64) *E
 		held:  held,
 		rbuf:  make([]byte, cfg.ReadBufferSize),
 		views: make([][]byte, 0, netpoll.IOVMax),
+		resp:  make([]byte, 0, 256),
 		rnd:   uint64(loop.Now()) | 1,
 	}
 	return e

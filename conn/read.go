@@ -203,7 +203,8 @@ func (c *Conn) handshake(data []byte) int {
 		c.reject(RejectMaxConns, frame.AppendHTTPError(nil, 503, "Retry-After: 5\r\n", "server at connection limit\n"))
 		return 0
 	}
-	resp, res := frame.Upgrade(nil, data[:end], e.cfg.Check)
+	resp, res := frame.Upgrade(e.resp[:0], data[:end], e.cfg.Check)
+	e.resp = resp[:0] // grown once if a response did not fit
 	if res.Status != 101 {
 		c.reject(rejectIndex(res.Reason), resp)
 		return 0

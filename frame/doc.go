@@ -33,9 +33,11 @@
 //   - Nothing allocates per frame or per read: ParseHeader, CheckHeader, Unmask,
 //     UTF8.Write, ParseClose, HeaderEnd, and HeaderLen, AppendHeader,
 //     AppendFrame and AppendClose into a big enough dst make zero allocations
-//     (proven by alloc_test.go). Upgrade allocates a few small objects, once
-//     per connection.
-//   - No function keeps state between calls; the one stateful type, UTF8, is
+//     (proven by alloc_test.go). Upgrade into a big enough dst allocates one
+//     small object per connection, gobwas/ws's Sec-WebSocket-Accept value (its
+//     own state is pooled; conn's TestHandshakeAllocs counts a whole handshake).
+//   - No function keeps state between calls (Upgrade's pooled state is reset
+//     before it goes back); the one stateful type, UTF8, is
 //     a value the caller embeds in its connection. Every function may be
 //     called from any goroutine; a UTF8 value belongs to whoever owns the
 //     connection it lives in (the connection's loop goroutine in wsgate).

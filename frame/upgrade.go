@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/gobwas/ws"
 )
@@ -24,8 +25,8 @@ type Result struct {
 // or an error response in AppendHTTPError's format. No subprotocol and no
 // extension is negotiated: Sec-WebSocket-Protocol and
 // Sec-WebSocket-Extensions are ignored. req is not modified and not retained.
-// It allocates (a handful of small objects, once per connection) and may be
-// called from any goroutine.
+// It allocates one small object (gobwas/ws's Sec-WebSocket-Accept value) when
+// dst has room for the response, and may be called from any goroutine.
 //
 // check, when non-nil, is called with the raw request target once the
 // handshake is otherwise valid, to route or authorise it. It returns 0 to
@@ -63,37 +64,18 @@ func Upgrade(dst, req []byte, check func(uri []byte) (status int, reason string)
 	if f != failNone {
 		return appendFailure(dst, f)
 	}
-
-	var (
-		checkStatus int
-		checkReason string
-	)
-	wu := ws.Upgrader{
-		OnBeforeUpgrade: func() (ws.HandshakeHeader, error) {
-			if r.strict != failNone {
-				return nil, errRefused
-			}
-			if check == nil {
-				return nil, nil
-			}
-			checkStatus, checkReason = check(r.uri)
-			if checkStatus == 0 {
-				return nil, nil
-			}
-			if checkStatus < 400 || checkStatus > 599 {
-				panic("BUG: frame: Upgrade's check returned status " + strconv.Itoa(checkStatus))
-			}
-			return nil, errRefused
-		},
-	}
-	rw := memReadWriter{in: r.head, out: dst}
-	_, err := wu.Upgrade(&rw)
+	u := upgraders.Get().(*upgrader)
+	u.r, u.check, u.rw = r, check, memReadWriter{in: r.head, out: dst}
+	_, err := u.wu.Upgrade(&u.rw)
+	out, checkStatus, checkReason := u.rw.out, u.checkStatus, u.checkReason
+	*u = upgrader{wu: u.wu} // nothing of this request stays reachable from the pool
+	upgraders.Put(u)
 	if err == nil {
-		return rw.out, Result{Status: http.StatusSwitchingProtocols}
+		return out, Result{Status: http.StatusSwitchingProtocols}
 	}
 	// gobwas/ws has written its own error response (or nothing): drop it,
 	// the error responses are ours.
-	dst = rw.out[:len(dst)]
+	dst = out[:len(dst)]
 	if err == errRefused {
 		if r.strict != failNone {
 			return appendFailure(dst, r.strict)
@@ -101,6 +83,44 @@ func Upgrade(dst, req []byte, check func(uri []byte) (status int, reason string)
 		return AppendHTTPError(dst, checkStatus, "", checkReason), Result{Status: checkStatus, Reason: ReasonRejected}
 	}
 	return appendFailure(dst, gobwasFailure(err))
+}
+
+// upgrader is the state of one Upgrade call that gobwas/ws's Upgrader reaches through its hook
+// and its reader/writer. Upgraders are pooled: a handshake then allocates nothing of ours (the
+// hook's closure, its captured results and the in-memory connection were four objects per
+// handshake), only what gobwas/ws allocates itself (the Sec-WebSocket-Accept value).
+type upgrader struct {
+	wu          ws.Upgrader // OnBeforeUpgrade is this upgrader's before, bound once
+	rw          memReadWriter
+	r           requestHead
+	check       func(uri []byte) (status int, reason string)
+	checkStatus int
+	checkReason string
+}
+
+// upgraders holds idle upgraders; any goroutine.
+var upgraders = sync.Pool{New: func() any {
+	u := new(upgrader)
+	u.wu.OnBeforeUpgrade = u.before
+	return u
+}}
+
+// before is gobwas/ws's OnBeforeUpgrade hook: it applies the stricter rules and check.
+func (u *upgrader) before() (ws.HandshakeHeader, error) {
+	if u.r.strict != failNone {
+		return nil, errRefused
+	}
+	if u.check == nil {
+		return nil, nil
+	}
+	u.checkStatus, u.checkReason = u.check(u.r.uri)
+	if u.checkStatus == 0 {
+		return nil, nil
+	}
+	if u.checkStatus < 400 || u.checkStatus > 599 {
+		panic("BUG: frame: Upgrade's check returned status " + strconv.Itoa(u.checkStatus))
+	}
+	return nil, errRefused
 }
 
 // errRefused is returned from gobwas/ws's OnBeforeUpgrade hook to stop a
