@@ -44,7 +44,7 @@
 #   STRICT [0]             1: exit 3 when a target (all held, no unexpected close, ratio 1.0,
 #                          no seq gap) is missed
 #   Host-check estimates: KERNEL_KB_PER_CONN [10] (socket memory of a loopback pair),
-#   RSS_KB_PER_CONN [1] (wsgate), DRIVER_KB_PER_CONN [1] (wsbench), NODE_BASE_MB [12],
+#   RSS_KB_PER_CONN [1] (wsgate), DRIVER_KB_PER_CONN [1] (wsbench), NODE_BASE_MB [14],
 #   DRIVER_BASE_MB [16], HEADROOM_MB [1024], TCP_PAGES_PER_CONN [1] (tcp_mem high mark)
 #
 # Every process it starts is stopped by PID on exit, on Ctrl-C and on failure; the run is bounded
@@ -75,7 +75,7 @@ STRICT=${STRICT:-0}
 KERNEL_KB_PER_CONN=${KERNEL_KB_PER_CONN:-10}
 RSS_KB_PER_CONN=${RSS_KB_PER_CONN:-1}
 DRIVER_KB_PER_CONN=${DRIVER_KB_PER_CONN:-1}
-NODE_BASE_MB=${NODE_BASE_MB:-12}
+NODE_BASE_MB=${NODE_BASE_MB:-14}
 DRIVER_BASE_MB=${DRIVER_BASE_MB:-16}
 HEADROOM_MB=${HEADROOM_MB:-1024}
 TCP_PAGES_PER_CONN=${TCP_PAGES_PER_CONN:-1}
@@ -83,11 +83,20 @@ OUT=${OUT:-bench/out/million-$(date -u +%Y%m%dT%H%M%SZ)}
 COMMAND="$*"
 [[ -z "$COMMAND" ]] && COMMAND="CONNS=$CONNS PER_NODE=$PER_NODE PER_DRIVER=$PER_DRIVER RATE=$RATE HOLD=$HOLD PUBLISH_EVERY=$PUBLISH_EVERY PING_INTERVAL=$PING_INTERVAL APPLY_SYSCTL=$APPLY_SYSCTL PIN=$PIN bash bench/million.sh"
 
-say() { printf '[million %6.1fs] %s\n' "$(elapsed)" "$*" >&2; }
+say() {
+	set_elapsed
+	printf '[million %6ss] %s\n' "$ELAPSED" "$*" >&2
+}
 die() { printf 'million.sh: %s\n' "$*" >&2; exit 1; }
 refuse() { printf 'million.sh: refusing to run: %s\n' "$*" >&2; exit 2; }
 T0=$EPOCHREALTIME
-elapsed() { awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+T0_US=${T0/./}
+# set_elapsed: ELAPSED = seconds since the start, to 0.01 s. Bash arithmetic only: on a machine
+# this busy a fork costs up to a second, and the monitoring loop must keep up with wsbench.
+set_elapsed() {
+	local us=$((${EPOCHREALTIME/./} - T0_US))
+	printf -v ELAPSED '%d.%02d' $((us / 1000000)) $((us / 10000 % 100))
+}
 isnum() { [[ "$1" =~ ^[0-9]+$ ]]; }
 # secs DURATION: a Go-style duration (90s, 5m, 1m30s, 2h) or plain seconds, in whole seconds.
 secs() {
@@ -237,9 +246,9 @@ stop_pids() {
 # alive PID: the process exists and is not a zombie.
 alive() {
 	local st
-	[[ -r "/proc/$1/stat" ]] || return 1
-	st=$(awk '{ sub(/^.*\) /, ""); print substr($0, 1, 1) }' "/proc/$1/stat" 2>/dev/null) || return 1
-	[[ -n "$st" && "$st" != Z ]]
+	{ read -r st <"/proc/$1/stat"; } 2>/dev/null || return 1
+	st=${st##*) }
+	[[ -n "$st" && "${st:0:1}" != Z ]]
 }
 
 CLEANED=0
@@ -325,11 +334,12 @@ PAGE=$(getconf PAGESIZE)
 SAMPLES=$OUT/samples.tsv
 printf 't_s\tphase\tsrv_ticks\tsrv_rss_kb\tnats_ticks\tnats_rss_kb\tdrv_ticks\tdrv_rss_kb\ttcp_inuse\ttcp_mem_pages\ttcp_tw\tslab_kb\tsunreclaim_kb\tmemavail_kb\tconntrack\tconns\tdeliveries\tnodes_up\tdrivers_up\n' >"$SAMPLES"
 PHASE=pre
-# procsum PID...: "ticks rss_kb count" added up over the live processes among PID... (utime plus
+# procsum VAR PID...: sets VAR to "ticks rss_kb count" added up over the live processes among PID... (utime plus
 # stime from /proc/PID/stat, resident pages from /proc/PID/statm); a process that is gone or a
 # zombie counts for nothing.
 procsum() {
-	local p st sm ticks=0 rss=0 n=0
+	local p st sm ticks=0 rss=0 n=0 out=$1
+	shift
 	local -a f
 	for p in "$@"; do
 		{ read -r st <"/proc/$p/stat" && read -r sm <"/proc/$p/statm"; } 2>/dev/null || continue
@@ -341,12 +351,13 @@ procsum() {
 		rss=$((rss + f[1] * PAGE / 1024))
 		n=$((n + 1))
 	done
-	echo "$ticks $rss $n"
+	printf -v "$out" '%s %s %s' "$ticks" "$rss" "$n"
 }
 # sample: one line of samples.tsv (one awk, one curl and one pgrep per sample).
 sample() {
 	local t p drv=() srv nats dr stats ct=0
-	t=$(awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
+	set_elapsed
+	t=$ELAPSED
 	if [[ -n "$WSB_PID" ]]; then
 		mapfile -t drv < <(pgrep -P "$WSB_PID" 2>/dev/null || true)
 		for p in "${drv[@]}"; do
@@ -354,9 +365,9 @@ sample() {
 		done
 		drv+=("$WSB_PID")
 	fi
-	srv=$(procsum "${NODE_PIDS[@]}")
-	nats=$(procsum "$NATS_PID")
-	dr=$(procsum "${drv[@]}")
+	procsum srv "${NODE_PIDS[@]}"
+	procsum nats "$NATS_PID"
+	procsum dr "${drv[@]}"
 	[[ -r /proc/sys/net/netfilter/nf_conntrack_count ]] && read -r ct </proc/sys/net/netfilter/nf_conntrack_count
 	stats=$(curl -s -Z --parallel-max 64 --max-time 2 "${STAT_URLS[@]}" 2>/dev/null |
 		awk 'BEGIN { RS = "[,{}]" } /"connections":/ { split($0, a, ":"); c += a[2] } /"deliveries":/ { split($0, a, ":"); d += a[2] } /"connections":/ { seen = 1 } END { if (seen) printf "%d %d", c, d; else printf "-1 -1" }') || stats="-1 -1"
@@ -400,6 +411,7 @@ while alive "$WSB_PID"; do
 	sleep "$SAMPLE_EVERY"
 	# New wsbench lines: shown with the time since the script started, phase tracked.
 	n=$(wc -l <"$OUT/wsbench.err")
+	set_elapsed
 	if ((n > LINES)); then
 		while IFS= read -r l; do
 			case $l in
@@ -407,8 +419,8 @@ while alive "$WSB_PID"; do
 			"[pubsub measure]"*) PHASE=measure ;;
 			"[pubsub drain]"* | "[pubsub done]"*) PHASE=drain ;;
 			esac
-			printf '%s %s\n' "$(elapsed)" "$l" >>"$OUT/progress.log"
-			printf '[wsbench %6.1fs] %s\n' "$(elapsed)" "$l" >&2
+			printf '%s %s\n' "$ELAPSED" "$l" >>"$OUT/progress.log"
+			printf '[wsbench %6ss] %s\n' "$ELAPSED" "$l" >&2
 		done < <(sed -n "$((LINES + 1)),${n}p" "$OUT/wsbench.err")
 		LINES=$n
 	fi
@@ -416,7 +428,7 @@ while alive "$WSB_PID"; do
 	if ((SECONDS >= NEXT_STATUS)); then
 		line=$(status_line "$PREV")
 		say "$line"
-		printf '%s [million] %s\n' "$(elapsed)" "$line" >>"$OUT/progress.log"
+		printf '%s [million] %s\n' "$ELAPSED" "$line" >>"$OUT/progress.log"
 		PREV=$(tail -1 "$SAMPLES")
 		NEXT_STATUS=$((SECONDS + 10))
 	fi
@@ -587,7 +599,7 @@ line_chart() {
 		for (k = 1; k <= ns; k++) {
 			printf "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", pal[k]
 			for (i = 1; i <= n; i++) printf "%s%.1f,%.1f", (i > 1 ? " " : ""), X(T[i]), Y(V[k, i])
-			printf "\"/>\n<rect x=\"%d\" y=\"56\" width=\"12\" height=\"3\" fill=\"%s\"/><text x=\"%d\" y=\"62\">%s</text>\n", 80 + (k - 1) * 155, pal[k], 96 + (k - 1) * 155, esc(lab[k])
+			printf "\"/>\n<rect x=\"%d\" y=\"56\" width=\"12\" height=\"3\" fill=\"%s\"/><text x=\"%d\" y=\"62\">%s</text>\n", 80 + (k - 1) * 165, pal[k], 96 + (k - 1) * 165, esc(lab[k])
 		}
 		print "</svg>"
 	}
