@@ -14,7 +14,9 @@ type Echo struct{}
 func (Echo) OnOpen(*conn.Conn) {}
 
 // OnMessage implements conn.Handler: the payload is copied into the connection's outbound queue
-// before the call returns, as the borrowed slice requires.
+// before the call returns, as the borrowed slice requires. The echo is an answer (written from
+// OnMessage), so a client that sends faster than it reads is slowed down by read-side backpressure
+// (conn.Config.HighWater) rather than closed as a slow consumer.
 func (Echo) OnMessage(c *conn.Conn, op ws.OpCode, payload []byte) {
 	c.WriteMessage(op, payload)
 }
