@@ -83,6 +83,7 @@ func TestMetricsSumEngineCounters(t *testing.T) {
 		{metric: "wsgate_rate_limited_total", engine: func(st *conn.Stats) *atomic.Uint64 { return &st.RateLimited }},
 		{metric: "wsgate_read_errors_total", engine: func(st *conn.Stats) *atomic.Uint64 { return &st.ReadErrors }},
 		{metric: "wsgate_write_errors_total", engine: func(st *conn.Stats) *atomic.Uint64 { return &st.WriteErrors }},
+		{metric: "wsgate_read_pauses_total", engine: func(st *conn.Stats) *atomic.Uint64 { return &st.ReadPauses }},
 		{metric: "wsgate_handshake_timeouts_total", engine: func(st *conn.Stats) *atomic.Uint64 { return &st.Rejects[conn.RejectTimeout] }},
 		{metric: "wsgate_connections_accepted_total", loop: func(st *netpoll.LoopStats) *atomic.Uint64 { return &st.Accepted }},
 		{metric: "wsgate_accept_errors_total", loop: func(st *netpoll.LoopStats) *atomic.Uint64 { return &st.AcceptErrors }},

@@ -67,6 +67,8 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 		return nil
 	})
 	cc.MaxQueue = int(maxQueue)
+	fs.Var((*intSize)(&cc.HighWater), "high-water", "stop reading a connection whose queued output passes this many bytes, until it drains below -low-water (0 = half of -max-queue)")
+	fs.Var((*intSize)(&cc.LowWater), "low-water", "resume reading a paused connection below this many queued bytes (0 = a quarter of -max-queue)")
 	fs.Int64Var(&cc.MaxConns, "max-conns", 0, "connections held at once; excess upgrades get HTTP 503 (0 = derived from the open-files limit)")
 	fs.Float64Var(&cc.MaxMsgRate, "max-msg-rate", 0, "inbound messages per second per connection, token bucket; excess closes with 1008 (0 = unlimited)")
 	fs.DurationVar(&cc.WriteDelay, "write-delay", 0, "hold output up to this long so messages leave in fewer TCP sends: less CPU per message for that much added latency (0 = send at the end of every loop pass)")
@@ -284,6 +286,23 @@ func (c *cpuList) Set(v string) error {
 		}
 		*c = append(*c, n)
 	}
+	return nil
+}
+
+// intSize is a byteSize held in an int.
+type intSize int
+
+func (b *intSize) String() string { return strconv.Itoa(int(*b)) }
+
+func (b *intSize) Set(v string) error {
+	var n byteSize
+	if err := n.Set(v); err != nil {
+		return err
+	}
+	if int64(n) > int64(^uint(0)>>1) {
+		return fmt.Errorf("%q is too large", v)
+	}
+	*b = intSize(n)
 	return nil
 }
 

@@ -97,7 +97,7 @@ func TestHelpDocumentsEveryFlagAndEnv(t *testing.T) {
 		t.Fatalf("bad mode exit %d, want 2", code)
 	}
 	// Settings the library refuses are refused by the command line with the library's words.
-	for _, args := range [][]string{{"-pong-misses", "1"}, {"-ping-interval", "-1s"}, {"-dedup-window", "-1m"}} {
+	for _, args := range [][]string{{"-pong-misses", "1"}, {"-ping-interval", "-1s"}, {"-dedup-window", "-1m"}, {"-high-water", "2MiB"}} {
 		errb.Reset()
 		code := run(append(args, "-addr", "127.0.0.1:0", "-admin-addr", ""), &out, &errb, nil)
 		if code != 2 || !strings.Contains(errb.String(), strings.TrimPrefix(args[0], "-")[:4]) {
