@@ -468,10 +468,9 @@ awk -F'\t' -v hz="$HZ" -v ping_s="$PING_S" 'function div(a, b) { return b > 0 ? 
 			if (SR[i] > maxrss) maxrss = SR[i]
 		}
 		if (!h0) { h0 = n; h1 = n }
-		# The phase is known from progress lines that come up to 2 s late: the hold ends at its
-		# last sample that still had at least half the connections of the hold.
-		for (i = h0; i <= h1; i++) if (C[i] > hpeak) hpeak = C[i]
-		while (h1 > h0 && C[h1] < hpeak / 2) h1--
+		# The phase is known from progress lines that come up to 2 s late, so the last "measure"
+		# samples may already see wsbench closing: the hold ends before that final decline.
+		while (h1 > h0 && C[h1] < C[h1-1]) h1--
 		held = C[h1]; heldmin = held
 		for (i = h0; i <= h1; i++) if (C[i] < heldmin) heldmin = C[i]
 		# Setup: from the sample before wsbench started to the first hold sample.
