@@ -3,6 +3,8 @@ package conn
 import (
 	"errors"
 	"time"
+
+	"github.com/wsgate/wsgate/frame"
 )
 
 // Config holds the connection limits and timers. A zero limit or timeout takes the documented
@@ -35,8 +37,14 @@ type Config struct {
 	// leave in one writev: fewer TCP sends (less CPU per message) for up to this much added
 	// latency. 0 (the default) flushes at the end of every pass.
 	WriteDelay time.Duration
-	// Check, if set, sees each request URI during the handshake; a non-zero status rejects it.
-	Check func(uri []byte) (status int, reason string)
+	// Check, if set, sees each request (target and headers) on the connection's loop once the
+	// WebSocket handshake is otherwise valid, before the 101 is written and before
+	// Handler.OnOpen: it routes or authorises the connection. It returns 0 to accept, or an HTTP
+	// status in 400..599 and a reason that becomes the response body (the connection is then
+	// refused, counted under RejectRejected, and OnOpen/OnClose never run). It may set c.Data
+	// for OnOpen to find (cleared with the connection if refused). r is valid only during the
+	// call.
+	Check func(c *Conn, r *frame.Request) (status int, reason string)
 }
 
 // Defaults for Config's zero values.

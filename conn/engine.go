@@ -5,6 +5,7 @@ import (
 
 	"github.com/gobwas/ws"
 
+	"github.com/wsgate/wsgate/frame"
 	"github.com/wsgate/wsgate/netpoll"
 	"github.com/wsgate/wsgate/ringbuf"
 )
@@ -23,17 +24,19 @@ type Engine struct {
 	Stats Stats
 
 	// Loop goroutine only.
-	conns    []*Conn      // by fd
-	free     []*Conn      // pooled Conn structs
-	pool     ringbuf.Pool // chunks for input, message assembly and output queues
-	rbuf     []byte       // the read buffer every connection of the loop reads into
-	views    [][]byte     // a flush's views of the queued output, cap netpoll.IOVMax
-	resp     []byte       // where a handshake response is built before it is queued (reused)
-	dirty    []*Conn      // connections with output queued or a close pending this pass
-	flushAt  int64        // WriteDelay: when the pending output must be flushed; 0: nothing pending
-	seq      uint32       // connection ID sequence
-	rnd      uint64       // xorshift state for ping jitter
-	draining bool         // shutting down: no new connections are opened
+	conns    []*Conn                            // by fd
+	free     []*Conn                            // pooled Conn structs
+	pool     ringbuf.Pool                       // chunks for input, message assembly and output queues
+	rbuf     []byte                             // the read buffer every connection of the loop reads into
+	views    [][]byte                           // a flush's views of the queued output, cap netpoll.IOVMax
+	resp     []byte                             // where a handshake response is built before it is queued (reused)
+	checking *Conn                              // the connection whose handshake is running, for check
+	check    func(*frame.Request) (int, string) // e.runCheck bound once (nil without Config.Check): no closure per handshake
+	dirty    []*Conn                            // connections with output queued or a close pending this pass
+	flushAt  int64                              // WriteDelay: when the pending output must be flushed; 0: nothing pending
+	seq      uint32                             // connection ID sequence
+	rnd      uint64                             // xorshift state for ping jitter
+	draining bool                               // shutting down: no new connections are opened
 }
 
 // NewEngine creates the engine for loop. held is shared by every engine of one server (it counts
@@ -53,7 +56,16 @@ func NewEngine(loop *netpoll.Loop, cfg Config, h Handler, held *atomic.Int64) *E
 		resp:  make([]byte, 0, 256),
 		rnd:   uint64(loop.Now()) | 1,
 	}
+	if cfg.Check != nil {
+		e.check = e.runCheck
+	}
 	return e
+}
+
+// runCheck is frame.Upgrade's check: Config.Check for the connection whose handshake is running.
+// Loop goroutine only.
+func (e *Engine) runCheck(r *frame.Request) (int, string) {
+	return e.cfg.Check(e.checking, r)
 }
 
 // Loop returns the engine's loop. Any goroutine.

@@ -203,7 +203,9 @@ func (c *Conn) handshake(data []byte) int {
 		c.reject(RejectMaxConns, frame.AppendHTTPError(nil, 503, "Retry-After: 5\r\n", "server at connection limit\n"))
 		return 0
 	}
-	resp, res := frame.Upgrade(e.resp[:0], data[:end], e.cfg.Check)
+	e.checking = c
+	resp, res := frame.Upgrade(e.resp[:0], data[:end], e.check)
+	e.checking = nil
 	e.resp = resp[:0] // grown once if a response did not fit
 	if res.Status != 101 {
 		c.reject(rejectIndex(res.Reason), resp)

@@ -27,7 +27,7 @@ import (
 // pieces the pipe delivers, runs Upgrade, independently verifies the accept
 // value it wrote, then echoes messages until a close frame, which it echoes
 // too. It returns the handshake result, or the first error.
-func echoServer(c net.Conn, check func(uri []byte) (int, string)) (Result, error) {
+func echoServer(c net.Conn, check func(r *Request) (int, string)) (Result, error) {
 	defer c.Close()
 	var buf []byte
 	tmp := make([]byte, 1500)
@@ -159,7 +159,7 @@ type serverResult struct {
 }
 
 // startServer runs echoServer on one end of a pipe and returns the other.
-func startServer(check func(uri []byte) (int, string)) (net.Conn, <-chan serverResult) {
+func startServer(check func(r *Request) (int, string)) (net.Conn, <-chan serverResult) {
 	cli, srv := net.Pipe()
 	done := make(chan serverResult, 1)
 	go func() {
@@ -232,8 +232,8 @@ func TestGorillaClient(t *testing.T) {
 }
 
 func TestGorillaClientRejected(t *testing.T) {
-	cli, done := startServer(func(uri []byte) (int, string) {
-		if strings.HasPrefix(string(uri), "/private") {
+	cli, done := startServer(func(r *Request) (int, string) {
+		if strings.HasPrefix(string(r.URI), "/private") {
 			return http.StatusNotFound, "no such channel\n"
 		}
 		return 0, ""

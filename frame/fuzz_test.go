@@ -192,8 +192,8 @@ func FuzzHandshake(f *testing.F) {
 	f.Add([]byte("\x16\x03\x01\x00\x05hello\r\n\r\n"))
 	f.Add([]byte("GET / HTTP/1.1\r\n"))
 	f.Add([]byte{})
-	check := func(uri []byte) (int, string) {
-		if bytes.Contains(uri, []byte("deny")) {
+	check := func(r *Request) (int, string) {
+		if bytes.Contains(r.URI, []byte("deny")) {
 			return http.StatusForbidden, "denied\n"
 		}
 		return 0, ""

@@ -131,6 +131,7 @@ func AppendHTTPError(dst []byte, status int, extraHeaders string, body string) [
 type requestHead struct {
 	head   []byte  // the head, up to and including the blank line that ends it
 	uri    []byte  // the request target, as sent
+	fields []byte  // the header lines after the request line, through the blank line
 	strict failure // the first violation of step 6's stricter rules, or failNone
 }
 
@@ -155,8 +156,8 @@ func parseRequest(p []byte) (r requestHead, f failure) {
 	if string(rl.method) != http.MethodGet {
 		return r, failMethod
 	}
-	r.uri = rl.uri
-	if r.strict, ok = scanHeaders(r.head[rl.len:]); !ok {
+	r.uri, r.fields = rl.uri, r.head[rl.len:]
+	if r.strict, ok = scanHeaders(r.fields); !ok {
 		return r, failMalformed
 	}
 	return r, failNone

@@ -28,11 +28,11 @@ type Result struct {
 // It allocates one small object (gobwas/ws's Sec-WebSocket-Accept value) when
 // dst has room for the response, and may be called from any goroutine.
 //
-// check, when non-nil, is called with the raw request target once the
-// handshake is otherwise valid, to route or authorise it. It returns 0 to
-// accept, or an HTTP status in 400..599 and a reason that becomes the
-// response body. uri aliases req and is valid only during the call. Upgrade
-// panics if the status is neither 0 nor in 400..599.
+// check, when non-nil, is called with the request (its target and headers)
+// once the handshake is otherwise valid, to route or authorise it. It returns
+// 0 to accept, or an HTTP status in 400..599 and a reason that becomes the
+// response body. The Request aliases req and is valid only during the call.
+// Upgrade panics if the status is neither 0 nor in 400..599.
 //
 // The request is checked in this order; the first failure decides the
 // response (Result.Reason in parentheses):
@@ -59,7 +59,7 @@ type Result struct {
 //     bytes (RFC 6455 sections 4.1 and 11.3.1) (key); one
 //     Sec-WebSocket-Version (section 11.3.5) (version) -> else 400.
 //  7. check, if set (rejected, with its status).
-func Upgrade(dst, req []byte, check func(uri []byte) (status int, reason string)) ([]byte, Result) {
+func Upgrade(dst, req []byte, check func(r *Request) (status int, reason string)) ([]byte, Result) {
 	r, f := parseRequest(req)
 	if f != failNone {
 		return appendFailure(dst, f)
@@ -93,7 +93,8 @@ type upgrader struct {
 	wu          ws.Upgrader // OnBeforeUpgrade is this upgrader's before, bound once
 	rw          memReadWriter
 	r           requestHead
-	check       func(uri []byte) (status int, reason string)
+	req         Request // what check sees; points into r's head
+	check       func(r *Request) (status int, reason string)
 	checkStatus int
 	checkReason string
 }
@@ -113,7 +114,8 @@ func (u *upgrader) before() (ws.HandshakeHeader, error) {
 	if u.check == nil {
 		return nil, nil
 	}
-	u.checkStatus, u.checkReason = u.check(u.r.uri)
+	u.req = Request{URI: u.r.uri, fields: u.r.fields}
+	u.checkStatus, u.checkReason = u.check(&u.req)
 	if u.checkStatus == 0 {
 		return nil, nil
 	}

@@ -346,22 +346,24 @@ func TestUpgradeLongHeaderLine(t *testing.T) {
 func TestUpgradeCheck(t *testing.T) {
 	req := request("GET /room/7?token=abc HTTP/1.1", baseHeaders...)
 
-	var gotURI string
+	var gotURI, gotPath, gotHost string
 	calls := 0
-	accept := func(uri []byte) (int, string) {
+	accept := func(r *Request) (int, string) {
 		calls++
-		gotURI = string(uri)
+		gotURI, gotPath = string(r.URI), string(r.Path())
+		h, _ := r.Header("host")
+		gotHost = string(h)
 		return 0, ""
 	}
 	out, res := Upgrade(nil, req, accept)
-	if res.Status != 101 || calls != 1 || gotURI != "/room/7?token=abc" {
+	if res.Status != 101 || calls != 1 || gotURI != "/room/7?token=abc" || gotPath != "/room/7" || gotHost != "example.com:8080" {
 		t.Fatalf(
-			"accept: %+v calls=%d uri=%q\n%s",
-			res, calls, gotURI, out,
+			"accept: %+v calls=%d uri=%q path=%q host=%q\n%s",
+			res, calls, gotURI, gotPath, gotHost, out,
 		)
 	}
 
-	reject := func(uri []byte) (int, string) {
+	reject := func(*Request) (int, string) {
 		calls++
 		return http.StatusForbidden, "bad token\n"
 	}
@@ -403,7 +405,7 @@ func TestUpgradeCheck(t *testing.T) {
 					)
 				}
 			}()
-			Upgrade(nil, req, func([]byte) (int, string) { return status, "" })
+			Upgrade(nil, req, func(*Request) (int, string) { return status, "" })
 		}()
 	}
 }
