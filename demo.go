@@ -66,9 +66,10 @@ func (s *Server) serveDemo(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	// Only the nonce'd inline script and style run; fetch may reach this origin (the API) and
-	// WebSocket URLs (the WS listener is on another port, hence another origin).
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+d.Nonce+"'; style-src 'nonce-"+
+	// Only the nonce'd inline module and style run, plus the module it imports from this origin
+	// (/wsgate.js); fetch may reach this origin (the API) and WebSocket URLs (the WS listener is
+	// on another port, hence another origin).
+	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+d.Nonce+"' 'self'; style-src 'nonce-"+
 		d.Nonce+"'; connect-src 'self' ws: wss:; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {

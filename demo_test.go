@@ -28,7 +28,7 @@ func (customHandler) OnClose(*conn.Conn, ws.StatusCode)       {}
 var (
 	demoWSAttr    = regexp.MustCompile(`data-ws="([^"]*)"`)
 	demoModeAttr  = regexp.MustCompile(`data-mode="([^"]*)"`)
-	demoScriptTag = regexp.MustCompile(`<script nonce="([^"]+)">`)
+	demoScriptTag = regexp.MustCompile(`<script type="module" nonce="([^"]+)">`)
 	demoStyleTag  = regexp.MustCompile(`<style nonce="([^"]+)">`)
 )
 
@@ -68,7 +68,7 @@ func checkDemoPage(t *testing.T, code int, h http.Header, body, wantMode string)
 		t.Fatalf("script nonce %v, style nonce %v: want one nonce on both", script, style)
 	}
 	csp := h.Get("Content-Security-Policy")
-	if !strings.Contains(csp, "script-src 'nonce-"+script[1]+"'") || !strings.Contains(csp, "default-src 'none'") {
+	if !strings.Contains(csp, "script-src 'nonce-"+script[1]+"' 'self'") || !strings.Contains(csp, "default-src 'none'") {
 		t.Fatalf("Content-Security-Policy %q does not carry the page's nonce %q", csp, script[1])
 	}
 	if strings.Contains(body, "http://") || strings.Contains(body, "https://") || strings.Contains(body, " src=") {

@@ -89,6 +89,23 @@ export class ClosedError extends Error {
 }
 
 /**
+ * An open connection ended; the client reconnects by itself (except after a 4002). Reported
+ * through onError, with the close code and reason the browser saw (1006 when the connection
+ * dropped without a close frame; docs/protocol.md says what each code means).
+ */
+export class ConnectionLostError extends Error {
+  /** @param {string} url @param {number} code @param {string} reason */
+  constructor(url, code, reason) {
+    super(`wsgate: connection to ${url} lost (close ${code}${reason ? " " + reason : ""})`);
+    this.name = "ConnectionLostError";
+    /** the close code */
+    this.code = code;
+    /** the close reason, "" when the close frame had none */
+    this.reason = reason;
+  }
+}
+
+/**
  * A publish without id was sent and the connection dropped before the answer: it may or may not
  * have been published, and without an id it cannot be sent again safely.
  */
@@ -370,7 +387,7 @@ export class Client {
       this._stop(this.error);
       return;
     }
-    this._error(new Error(`wsgate: connection to ${c.url} lost (close ${code}${reason ? " " + reason : ""})`));
+    this._error(new ConnectionLostError(c.url, code, reason));
     // A 4001 reconnects at once, unless the last reconnect was that too and its connection
     // received nothing: a token refused at once must not make the client spin.
     this._immediate = code === CLOSE_TOKEN_EXPIRED && (c.gotFrame || !this._immediate);

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   connect, backoffDelay, withToken, validChannel, ServerError, UnconfirmedError, ClosedError,
-  CLOSE_DISCONNECTED, CLOSE_TOKEN_EXPIRED,
+  CLOSE_DISCONNECTED, CLOSE_TOKEN_EXPIRED, ConnectionLostError,
 } from "./wsgate.js";
 
 const DIAL = 99999; // the dial timeout the tests use, to tell its timer from backoff waits
@@ -180,6 +180,10 @@ test("close codes: 4002 stops, 4001 reconnects at once with a fresh token", asyn
   WS.all[0].recv({ op: "broadcast", data: "served" });
   WS.all[0].drop(CLOSE_TOKEN_EXPIRED, "token expired");
   await settle();
+  const lost = got.errors.at(-1);
+  assert.ok(lost instanceof ConnectionLostError);
+  assert.equal(lost.code, CLOSE_TOKEN_EXPIRED);
+  assert.equal(lost.reason, "token expired");
   assert.equal(WS.all.length, 2);
   assert.deepEqual(clock.waits(), []);
   assert.deepEqual(WS.all.map((w) => new URL(w.url).searchParams.get("token")), ["t1", "t2"]);
