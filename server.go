@@ -56,7 +56,9 @@ type Config struct {
 	CPUs []int
 	// Backlog for listen(2); 0 asks for the most the kernel allows (net.core.somaxconn).
 	Backlog int
-	// Tick is the timing wheel resolution (default netpoll.DefaultWheelTick).
+	// Tick is the timing wheel resolution (default netpoll.DefaultWheelTick, 10 ms; 1 ms to 1 s).
+	// Every deadline fires on a tick, so a coarser tick batches the timers of idle connections
+	// (pings, pong and idle deadlines) into fewer loop wake-ups, for that much less precision.
 	Tick time.Duration
 	// ShutdownTimeout bounds the graceful close handshake at Shutdown (default 10 s).
 	ShutdownTimeout time.Duration
@@ -114,6 +116,9 @@ func New(cfg Config) (*Server, error) {
 				return nil, fmt.Errorf("cpus: CPU %d does not exist (this host has %d)", c, n)
 			}
 		}
+	}
+	if cfg.Tick < 0 || (cfg.Tick > 0 && (cfg.Tick < time.Millisecond || cfg.Tick > time.Second)) {
+		return nil, fmt.Errorf("wheel tick %v: must be between 1ms and 1s (0 = the default %v)", cfg.Tick, netpoll.DefaultWheelTick)
 	}
 	if cfg.Handler == nil {
 		return nil, errors.New("config: Handler is required (wsgate.Echo{}, a *pubsub.PubSub or your own)")

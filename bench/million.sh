@@ -27,6 +27,9 @@
 #   HOLD [5m]              how long the connections are held (wsbench -duration)
 #   PUBLISH_EVERY [5]      seconds between publishes (one channel: each is CONNS deliveries)
 #   PING_INTERVAL [25s]    wsgate -ping-interval (pings on during the hold)
+#   WHEEL_TICK [250ms]     wsgate -wheel-tick: a coarse tick batches each node's pings into a few
+#                          wake-ups a second (about 2.7x less heartbeat CPU per idle connection
+#                          than the 10 ms default at 15 000 per node; docs/benchmarks.md)
 #   HANDSHAKE_TIMEOUT [30s] wsgate -handshake-timeout (a busy machine handshakes slowly)
 #   DIAL_TIMEOUT [30s]     wsbench -timeout: connect plus handshake, and each HTTP publish
 #   DRAIN [30s]            wsbench -drain: wait for the last deliveries after the hold
@@ -60,6 +63,7 @@ RATE=${RATE:-5000}
 HOLD=${HOLD:-5m}
 PUBLISH_EVERY=${PUBLISH_EVERY:-5}
 PING_INTERVAL=${PING_INTERVAL:-25s}
+WHEEL_TICK=${WHEEL_TICK:-250ms}
 HANDSHAKE_TIMEOUT=${HANDSHAKE_TIMEOUT:-30s}
 DIAL_TIMEOUT=${DIAL_TIMEOUT:-30s}
 DRAIN=${DRAIN:-30s}
@@ -81,7 +85,7 @@ HEADROOM_MB=${HEADROOM_MB:-1024}
 TCP_PAGES_PER_CONN=${TCP_PAGES_PER_CONN:-1}
 OUT=${OUT:-bench/out/million-$(date -u +%Y%m%dT%H%M%SZ)}
 COMMAND="$*"
-[[ -z "$COMMAND" ]] && COMMAND="CONNS=$CONNS PER_NODE=$PER_NODE PER_DRIVER=$PER_DRIVER RATE=$RATE HOLD=$HOLD PUBLISH_EVERY=$PUBLISH_EVERY PING_INTERVAL=$PING_INTERVAL APPLY_SYSCTL=$APPLY_SYSCTL PIN=$PIN bash bench/million.sh"
+[[ -z "$COMMAND" ]] && COMMAND="CONNS=$CONNS PER_NODE=$PER_NODE PER_DRIVER=$PER_DRIVER RATE=$RATE HOLD=$HOLD PUBLISH_EVERY=$PUBLISH_EVERY PING_INTERVAL=$PING_INTERVAL WHEEL_TICK=$WHEEL_TICK APPLY_SYSCTL=$APPLY_SYSCTL PIN=$PIN bash bench/million.sh"
 
 say() {
 	set_elapsed
@@ -298,7 +302,7 @@ wait_log() {
 }
 
 say "host: $NCPU CPUs, MemAvailable $((MEM_AVAIL_KB / 1024)) MiB (the run needs about $((NEED_KB / 1024)) MiB), open files $NOFILE"
-say "plan: $CONNS connections, $NODES wsgate nodes x $PER_NODE, $DRIVERS wsbench workers x $PER_DRIVER, $RATE conns/s, hold ${HOLD_S}s, a publish every ${PUBLISH_EVERY}s, pings every $PING_INTERVAL"
+say "plan: $CONNS connections, $NODES wsgate nodes x $PER_NODE, $DRIVERS wsbench workers x $PER_DRIVER, $RATE conns/s, hold ${HOLD_S}s, a publish every ${PUBLISH_EVERY}s, pings every $PING_INTERVAL, wheel tick $WHEEL_TICK"
 "$NATS_BIN" -js -a 127.0.0.1 -p -1 -sd "$WORK/js" >"$OUT/nats.log" 2>&1 &
 NATS_PID=$!
 NATS=nats://$(wait_log "$OUT/nats.log" 'client connections on 127\.0\.0\.1:[0-9]+' | grep -oE '127\.0\.0\.1:[0-9]+') || die "nats-server did not start"
@@ -308,7 +312,7 @@ start_node() {
 	local n=$1 cpus=()
 	((PIN == 1)) && cpus=(-cpus $(((n - 1) % NCPU)))
 	GOGC=${NODE_GOGC:-${GOGC:-}} "$BIN/wsgate" -nats "$NATS" -node-id "node$n" -addr "$2" -admin-addr 127.0.0.1:0 \
-		-loops 1 "${cpus[@]}" -handshake-timeout "$HANDSHAKE_TIMEOUT" -ping-interval "$PING_INTERVAL" \
+		-loops 1 "${cpus[@]}" -handshake-timeout "$HANDSHAKE_TIMEOUT" -ping-interval "$PING_INTERVAL" -wheel-tick "$WHEEL_TICK" \
 		-shutdown-timeout 5s -log-format text >"$OUT/node$n.log" 2>&1 &
 	NODE_PIDS+=($!)
 }
@@ -513,7 +517,7 @@ jq -n --slurpfile w "$OUT/wsbench.json" --slurpfile m "$OUT/measured.json" --arg
 	--arg command "$COMMAND" --arg started "$(date -u -d "@${T0%.*}" +%Y-%m-%dT%H:%M:%SZ)" \
 	--argjson conns "$CONNS" --argjson nodes "$NODES" --argjson per_node "$PER_NODE" --argjson drivers "$DRIVERS" \
 	--argjson per_driver "$PER_DRIVER" --argjson rate "$RATE" --argjson hold_s "$HOLD_S" --argjson every "$PUBLISH_EVERY" \
-	--arg ping "$PING_INTERVAL" --arg hst "$HANDSHAKE_TIMEOUT" --arg dial "$DIAL_TIMEOUT" --arg src "$SRC" --argjson pin "$PIN" \
+	--arg ping "$PING_INTERVAL" --arg tick "$WHEEL_TICK" --arg hst "$HANDSHAKE_TIMEOUT" --arg dial "$DIAL_TIMEOUT" --arg src "$SRC" --argjson pin "$PIN" \
 	--argjson cpus "$NCPU" --argjson memtotal "$MEM_TOTAL_KB" --argjson memavail "$MEM_AVAIL_KB" --argjson need "$NEED_KB" \
 	--arg nofile "$NOFILE" --arg kernel "$(uname -r)" --argjson checkrc "$SYSCTL_CHECK_RC" --argjson applied "$([[ "$APPLY_SYSCTL" == 1 ]] && echo true || echo false)" \
 	--argjson changed "$SYS_CHANGED_JSON" --argjson wsbrc "$WSB_RC" --arg out "$OUT" '
@@ -522,7 +526,7 @@ jq -n --slurpfile w "$OUT/wsbench.json" --slurpfile m "$OUT/measured.json" --arg
 	{
 	  version: 1, started: $started, command: $command, out: $out,
 	  config: {conns: $conns, nodes: $nodes, per_node: $per_node, drivers: $drivers, per_driver: $per_driver,
-	    connect_rate_target: $rate, hold_s: $hold_s, publish_every_s: $every, ping_interval: $ping,
+	    connect_rate_target: $rate, hold_s: $hold_s, publish_every_s: $every, ping_interval: $ping, wheel_tick: $tick,
 	    handshake_timeout: $hst, dial_timeout: $dial, src: $src, pin: ($pin == 1), channels: 1},
 	  host: {cpus: $cpus, mem_total_kb: $memtotal, mem_available_kb: $memavail, estimated_need_kb: $need,
 	    open_files_limit: $nofile, kernel: $kernel, sysctl_profile_met: ($checkrc == 0)},

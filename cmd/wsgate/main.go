@@ -55,6 +55,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Var((*byteSize)(&cc.MaxMessage), "max-message", "largest message accepted (bytes; K, KiB, M, MiB suffixes); larger ones close with 1009")
 	fs.DurationVar(&cc.HandshakeTimeout, "handshake-timeout", 5*time.Second, "time a new connection has to complete the WebSocket handshake")
 	fs.DurationVar(&cc.PingInterval, "ping-interval", 25*time.Second, "ping each connection this often (jittered per connection); 0 disables pings")
+	fs.DurationVar(&c.Tick, "wheel-tick", 10*time.Millisecond, "timing wheel resolution (1ms to 1s): every deadline fires on a tick, so a coarser tick wakes the loops less often for idle connections' pings (less CPU per idle connection) at the cost of that much timer precision")
 	fs.IntVar(&cc.PongMisses, "pong-misses", 3, "close a connection after this many ping intervals without any frame from it")
 	fs.DurationVar(&cc.IdleTimeout, "idle-timeout", 0, "close connections that sent no data frame for this long (0 = never)")
 	fs.DurationVar(&cc.CloseTimeout, "close-timeout", 3*time.Second, "after the server sends a close frame, how long the peer has to answer")

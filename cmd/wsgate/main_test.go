@@ -24,13 +24,14 @@ func TestEnvAndFlagPrecedence(t *testing.T) {
 		"WSGATE_PING_INTERVAL": "7s",
 		"WSGATE_CPUS":          "0,1",
 		"WSGATE_LOOPS":         "3",
+		"WSGATE_WHEEL_TICK":    "100ms",
 	}
 	err := parse(fs, []string{"-loops", "5", "-max-message", "1MiB"}, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := o.cfg
-	if o.mode != "echo" || c.Conn.MaxQueue != 64<<10 || c.Conn.PingInterval != 7*time.Second {
+	if o.mode != "echo" || c.Conn.MaxQueue != 64<<10 || c.Conn.PingInterval != 7*time.Second || c.Tick != 100*time.Millisecond {
 		t.Fatalf("environment not applied: %+v", c)
 	}
 	if c.Loops != 5 {
@@ -97,7 +98,7 @@ func TestHelpDocumentsEveryFlagAndEnv(t *testing.T) {
 		t.Fatalf("bad mode exit %d, want 2", code)
 	}
 	// Settings the library refuses are refused by the command line with the library's words.
-	for _, args := range [][]string{{"-pong-misses", "1"}, {"-ping-interval", "-1s"}, {"-dedup-window", "-1m"}, {"-high-water", "2MiB"}} {
+	for _, args := range [][]string{{"-pong-misses", "1"}, {"-ping-interval", "-1s"}, {"-dedup-window", "-1m"}, {"-high-water", "2MiB"}, {"-wheel-tick", "5s"}, {"-wheel-tick", "100us"}} {
 		errb.Reset()
 		code := run(append(args, "-addr", "127.0.0.1:0", "-admin-addr", ""), &out, &errb, nil)
 		if code != 2 || !strings.Contains(errb.String(), strings.TrimPrefix(args[0], "-")[:4]) {
