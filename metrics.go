@@ -70,6 +70,7 @@ func (s *Server) registerMetrics() {
 	m.NewGauge("wsgate_pings_sent_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.PingsSent.Load() }))
 	m.NewGauge("wsgate_ping_timeouts_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.PingTimeouts.Load() }))
 	m.NewGauge("wsgate_idle_timeouts_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.IdleTimeouts.Load() }))
+	m.NewGauge("wsgate_expired_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.Expired.Load() }))
 	m.NewGauge("wsgate_close_timeouts_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.CloseTimeouts.Load() }))
 	m.NewGauge("wsgate_handshake_timeouts_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.Rejects[conn.RejectTimeout].Load() }))
 	m.NewGauge("wsgate_slow_consumers_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.SlowConsumers.Load() }))

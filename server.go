@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/conn"
+	"github.com/wsgate/wsgate/frame"
 	"github.com/wsgate/wsgate/netpoll"
 	"github.com/wsgate/wsgate/pubsub"
 )
@@ -37,6 +38,13 @@ type Application interface {
 	Routes(mux *http.ServeMux)
 	Health() error
 	Close() error
+}
+
+// Checker is implemented by a Handler that checks handshakes itself (the pub/sub gateway: its
+// Origin allow-list and connection tokens). The server uses its Check as conn.Config.Check
+// unless Config.Conn.Check is set.
+type Checker interface {
+	Check(c *conn.Conn, r *frame.Request) (status int, reason string)
 }
 
 // Config is everything a Server needs: the engine's settings and the application to run. Zero
@@ -127,6 +135,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("config: %w", err)
 	}
 	cfg.Conn = cfg.Conn.WithDefaults()
+	if ch, ok := cfg.Handler.(Checker); ok && cfg.Conn.Check == nil {
+		cfg.Conn.Check = ch.Check
+	}
 	return &Server{cfg: cfg, log: cfg.Logger, metrics: metrics.NewSet(), stopped: make(chan struct{})}, nil
 }
 

@@ -18,6 +18,7 @@ type Engine struct {
 	loop *netpoll.Loop
 	cfg  Config // with defaults applied
 	h    Handler
+	exp  Expirer       // h as an Expirer, nil if it is not one
 	held *atomic.Int64 // sockets held across all engines of a server, for MaxConns; any goroutine via atomic
 
 	// Any goroutine via atomic: written by the loop goroutine, read by metrics and tests.
@@ -59,6 +60,7 @@ func NewEngine(loop *netpoll.Loop, cfg Config, h Handler, held *atomic.Int64) *E
 	if cfg.Check != nil {
 		e.check = e.runCheck
 	}
+	e.exp, _ = h.(Expirer)
 	return e
 }
 

@@ -16,3 +16,16 @@ type Handler interface {
 	// connection ended without a close frame. c must not be used after OnClose returns.
 	OnClose(c *Conn, code ws.StatusCode)
 }
+
+// Expirer is implemented by a Handler whose connections may have to close at a time of its
+// choosing (the pub/sub gateway's token expiry). The connection's single timer (heartbeat.go)
+// takes Expiry into its earliest deadline: no goroutine, runtime timer or extra field per
+// connection. When the deadline comes the connection is closed with code and reason (after the
+// frame the socket has partly taken; output not started is dropped). Expiry runs on the loop
+// goroutine whenever the timer is filed or fires, so it must be cheap and allocation-free; it is
+// first asked just before OnOpen, when c.Data holds what Config.Check stored.
+type Expirer interface {
+	// Expiry returns when c must close (loop clock, Engine.Loop().Now(), in ns), with the close
+	// code and reason to send; at 0 means never.
+	Expiry(c *Conn) (at int64, code ws.StatusCode, reason string)
+}

@@ -9,7 +9,8 @@ import (
 // Heartbeats and deadlines. A connection has exactly one timer (the netpoll.Timer node in its
 // struct), always set to its earliest deadline: the handshake deadline while handshaking; the
 // next ping, the pong-miss deadline (lastRecv + PongMisses x PingInterval) and the idle deadline
-// (lastData + IdleTimeout) while open; the close-handshake deadline while closing. Receiving a
+// (lastData + IdleTimeout) and the application's deadline (Expirer) while open; the
+// close-handshake deadline while closing. Receiving a
 // frame only stores a timestamp (read.go); onTimer works out which deadline is due when the timer
 // fires and files the timer again for the next one. Everything here runs on the loop goroutine.
 
@@ -42,6 +43,11 @@ func (c *Conn) scheduleOpen() {
 			at = idle
 		}
 	}
+	if x := c.e.exp; x != nil {
+		if d, _, _ := x.Expiry(c); d != 0 && (at == 0 || d < at) {
+			at = d
+		}
+	}
 	if at != 0 {
 		c.e.loop.Wheel().Schedule(&c.timer, at)
 	} else {
@@ -63,6 +69,15 @@ func (c *Conn) onTimer(now int64) {
 		c.debug("close handshake timed out")
 		c.closeNow(ws.StatusCode(c.closeCode))
 	case stateOpen:
+		if x := e.exp; x != nil {
+			if at, code, reason := x.Expiry(c); at != 0 && now >= at {
+				e.Stats.Expired.Add(1)
+				c.debug("application deadline", "close_code", int(code), "reason", reason)
+				c.cut()
+				c.Close(code, reason)
+				return
+			}
+		}
 		if cfg.PingInterval > 0 && now-c.lastRecv >= int64(cfg.PongMisses)*int64(cfg.PingInterval) {
 			// Dead peer: tell it why if it can still hear, then close without a long wait (at
 			// once if the close frame is out).
@@ -101,6 +116,15 @@ func (c *Conn) onTimer(now int64) {
 				c.nextPing += int64(cfg.PingInterval)
 			}
 		}
+		c.scheduleOpen()
+	}
+}
+
+// ExpiryChanged tells an open connection that its Expirer deadline has changed (a refreshed
+// token): its timer is filed again for its earliest deadline. A later deadline needs no call (the
+// timer finds it when it fires), an earlier one does. Loop goroutine only; allocates nothing.
+func (c *Conn) ExpiryChanged() {
+	if c.state == stateOpen && c.flags&flagCloseSent == 0 {
 		c.scheduleOpen()
 	}
 }

@@ -70,6 +70,7 @@ type Stats struct {
 	PingsSent     atomic.Uint64
 	PingTimeouts  atomic.Uint64
 	IdleTimeouts  atomic.Uint64
+	Expired       atomic.Uint64 // closed at their Expirer deadline (expired tokens)
 	CloseTimeouts atomic.Uint64
 	SlowConsumers atomic.Uint64
 	ReadPauses    atomic.Uint64 // a connection's queued output passed Config.HighWater: reading stopped

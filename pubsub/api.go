@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/wsgate/wsgate/auth"
 )
 
 // maxAPIBody bounds a request body of the HTTP API (a batch of publishes).
@@ -28,6 +30,7 @@ func (p *PubSub) Routes(mux *http.ServeMux) {
 	}{
 		{http.MethodPost, "/api/publish", p.handlePublish},
 		{http.MethodPost, "/api/broadcast", p.handleBroadcast},
+		{http.MethodPost, "/api/disconnect", p.handleDisconnect},
 		{http.MethodGet, "/api/channels", p.handleChannels},
 		{http.MethodGet, "/api/stats", p.handleStats},
 		{http.MethodGet, "/api/history", p.handleHistory},
@@ -101,15 +104,18 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
-// publishBody is one publish of the HTTP API.
+// publishBody is one publish of the HTTP API: to a channel, or to a user (its personal channel
+// "#<user>").
 type publishBody struct {
 	Channel string          `json:"channel"`
+	User    string          `json:"user"`
 	ID      string          `json:"id"`
 	Data    json.RawMessage `json:"data"`
 }
 
 type publishReply struct {
 	Channel   string `json:"channel"`
+	User      string `json:"user,omitempty"`
 	Seq       uint64 `json:"seq,omitempty"`
 	ID        string `json:"id,omitempty"`
 	Delivered int    `json:"delivered"`
@@ -125,6 +131,15 @@ func decodePublish(line []byte) (publishBody, error) {
 	}
 	if dec.More() {
 		return b, errors.New("invalid JSON: more than one object (send NDJSON with Content-Type: application/x-ndjson for a batch)")
+	}
+	if b.User != "" {
+		if b.Channel != "" {
+			return b, errors.New(`"user" and "channel" together: a publish goes to one channel or to one user`)
+		}
+		if !auth.ValidUser(b.User) {
+			return b, errors.New(`invalid "user" (1 to 127 of A-Z a-z 0-9 _ - . : @ /)`)
+		}
+		b.Channel = "#" + b.User
 	}
 	if err := checkPublish(b.Channel, b.ID, b.Data); err != nil {
 		return b, err
@@ -155,7 +170,7 @@ func (p *PubSub) handlePublish(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	rep := publishReply{Channel: b.Channel, Seq: out.Seq, ID: b.ID, Delivered: out.Delivered, Duplicate: out.Duplicate}
+	rep := publishReply{Channel: b.Channel, User: b.User, Seq: out.Seq, ID: b.ID, Delivered: out.Delivered, Duplicate: out.Duplicate}
 	status := http.StatusOK
 	if out.Duplicate {
 		status = http.StatusAlreadyReported
@@ -197,7 +212,7 @@ func (p *PubSub) publishBatch(w http.ResponseWriter, r *http.Request, body []byt
 				"published": i, "delivered": total, "results": results[:i]})
 			return
 		}
-		results[i] = publishReply{Channel: b.Channel, Seq: out.Seq, ID: b.ID, Delivered: out.Delivered, Duplicate: out.Duplicate}
+		results[i] = publishReply{Channel: b.Channel, User: b.User, Seq: out.Seq, ID: b.ID, Delivered: out.Delivered, Duplicate: out.Duplicate}
 		total += out.Delivered
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"delivered": total, "results": results})
@@ -233,6 +248,34 @@ func (p *PubSub) handleBroadcast(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"delivered": n})
+}
+
+// handleDisconnect: POST /api/disconnect {"user":"42"} closes the user's connections with 4002
+// "disconnected by server" (on every node of a cluster) and answers how many this node closed.
+func (p *PubSub) handleDisconnect(w http.ResponseWriter, r *http.Request) {
+	var b struct {
+		User string `json:"user"`
+	}
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&b); err != nil || dec.More() {
+		writeJSONError(w, http.StatusBadRequest, `invalid JSON: want {"user":"<sub>"}`)
+		return
+	}
+	if !auth.ValidUser(b.User) {
+		writeJSONError(w, http.StatusBadRequest, `invalid "user" (1 to 127 of A-Z a-z 0-9 _ - . : @ /)`)
+		return
+	}
+	n, err := p.Disconnect(b.User)
+	if err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": err.Error(), "disconnected": n})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"user": b.User, "disconnected": n})
 }
 
 // handleChannels: GET /api/channels lists channels with subscriber counts, sorted by name;

@@ -32,7 +32,8 @@ type ClusterConfig struct {
 	// Stream is the JetStream stream's name (default "WSGATE").
 	Stream string
 	// Subject prefixes every subject the cluster uses (default "wsgate"): channel C is
-	// "<Subject>.ch.<C with '.' as '~'>", broadcasts go to "<Subject>.broadcast".
+	// "<Subject>.ch.<C with '.' as '~'>" (a personal channel keeps its '#': "wsgate.ch.#42"),
+	// broadcasts go to "<Subject>.broadcast", user disconnects to "<Subject>.disconnect".
 	Subject string
 	// ConnectTimeout bounds the first connection to NATS (default 10 s); later losses are
 	// retried for ever.
@@ -69,8 +70,10 @@ type cluster struct {
 	stream    jetstream.Stream
 	consume   jetstream.ConsumeContext
 	bsub      *nats.Subscription
+	dsub      *nats.Subscription
 	chPrefix  string
 	bcastSubj string
+	discSubj  string
 
 	stripes   [64]pubStripe // serialise this node's publishes per channel: fewer CAS conflicts
 	applied   atomic.Uint64 // the highest stream position applied by the consumer goroutine
@@ -118,7 +121,8 @@ func newCluster(cfg ClusterConfig, p *PubSub, log *slog.Logger) *cluster {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
 	return &cluster{cfg: cfg, p: p, log: log, waiters: map[waitKey]*applyWait{},
-		chPrefix: cfg.Subject + ".ch.", bcastSubj: cfg.Subject + ".broadcast"}
+		chPrefix: cfg.Subject + ".ch.", bcastSubj: cfg.Subject + ".broadcast",
+		discSubj: cfg.Subject + ".disconnect"}
 }
 
 // subject maps a channel to its subject, reversibly: channel names never hold '~', subjects'
@@ -221,6 +225,9 @@ func (c *cluster) setup() error {
 		return err
 	}
 	c.bsub = sub
+	if c.dsub, err = c.nc.Subscribe(c.discSubj, c.onDisconnect); err != nil {
+		return err
+	}
 	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{c.chPrefix + ">"},
 		DeliverPolicy:  jetstream.DeliverAllPolicy,
@@ -415,6 +422,27 @@ func (c *cluster) onBroadcast(msg *nats.Msg) {
 	c.p.broadcastLocal(msg.Data, false)
 }
 
+// disconnect tells the other nodes to close a user's connections (this node closes its own).
+// Core NATS, at most once, like broadcasts.
+func (c *cluster) disconnect(user string) error {
+	msg := nats.NewMsg(c.discSubj)
+	msg.Data = []byte(user)
+	msg.Header.Set(hdrNode, c.cfg.NodeID)
+	if err := c.nc.PublishMsg(msg); err != nil {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// onDisconnect closes another node's disconnected user's connections here. NATS subscription
+// goroutine.
+func (c *cluster) onDisconnect(msg *nats.Msg) {
+	if msg.Header.Get(hdrNode) == c.cfg.NodeID {
+		return
+	}
+	c.p.disconnectLocal(string(msg.Data))
+}
+
 // health is nil while the node can publish, else the reason (for /healthz).
 func (c *cluster) health() error {
 	if c.nc.IsConnected() {
@@ -430,6 +458,9 @@ func (c *cluster) close() {
 	}
 	if c.bsub != nil {
 		c.bsub.Unsubscribe()
+	}
+	if c.dsub != nil {
+		c.dsub.Unsubscribe()
 	}
 	c.nc.Close()
 }

@@ -22,6 +22,7 @@ type request struct {
 	ID      string          `json:"id"`
 	Data    json.RawMessage `json:"data"`
 	Since   json.RawMessage `json:"since"` // subscribe: {"seq":N,"epoch":"E"}, the last message seen
+	Token   string          `json:"token"` // refresh: the new token
 }
 
 var errBadSince = errors.New(`invalid "since": want {"seq":N,"epoch":"E"} with the seq and epoch of the last message seen`)
@@ -46,7 +47,7 @@ func parseSince(raw json.RawMessage) (*shard.Position, error) {
 // Error codes of {"op":"error"} replies (docs/protocol.md).
 const (
 	ErrCodeBadRequest    = 400 // not JSON, unknown op, binary frame, missing field
-	ErrCodeForbidden     = 403 // publishing from clients is disabled
+	ErrCodeForbidden     = 403 // publishing from clients is disabled, or the token does not allow the channel
 	ErrCodeBadChannel    = 422 // invalid channel name or id
 	ErrCodeTooMany       = 429 // too many channels on this connection
 	ErrCodeNotSubscribed = 404 // unsubscribe from a channel not subscribed
@@ -78,6 +79,10 @@ func (p *PubSub) OnMessage(c *conn.Conn, op ws.OpCode, payload []byte) {
 			p.replyError(c, cl, ErrCodeBadChannel, "invalid channel name")
 			return
 		}
+		if ok, why := p.maySubscribe(cl, req.Channel); !ok {
+			p.forbidden(c, cl, why)
+			return
+		}
 		if cl.subs.Len() >= p.cfg.MaxChannels {
 			p.replyError(c, cl, ErrCodeTooMany, "too many channels (limit "+strconv.Itoa(p.cfg.MaxChannels)+")")
 			return
@@ -102,6 +107,10 @@ func (p *PubSub) OnMessage(c *conn.Conn, op ws.OpCode, payload []byte) {
 			p.replyError(c, cl, ErrCodeBadChannel, "invalid channel name")
 			return
 		}
+		if cl.claims != nil && req.Channel == cl.claims.Personal() {
+			p.forbidden(c, cl, "the personal channel cannot be left")
+			return
+		}
 		if !p.subs[loop].Unsubscribe(&cl.subs, req.Channel) {
 			p.replyError(c, cl, ErrCodeNotSubscribed, "not subscribed to "+req.Channel)
 			return
@@ -124,12 +133,18 @@ func (p *PubSub) OnMessage(c *conn.Conn, op ws.OpCode, payload []byte) {
 			p.replyError(c, cl, code, err.Error())
 			return
 		}
+		if ok, why := p.mayPublish(cl, req.Channel); !ok {
+			p.forbidden(c, cl, why)
+			return
+		}
 		if p.cluster != nil {
 			p.publishAsync(c, req)
 			return
 		}
 		res, _ := p.Publish(context.Background(), req.Channel, req.ID, req.Data, false) // no error on a single node
 		p.replyPublished(c, req.Channel, req.ID, res)
+	case "refresh":
+		p.refresh(c, cl, req.Token)
 	default:
 		p.replyError(c, cl, ErrCodeBadRequest, "unknown op")
 	}
@@ -247,12 +262,20 @@ func checkPublish(channel, id string, data json.RawMessage) error {
 }
 
 // ValidChannel reports whether name is a valid channel name: 1 to 128 bytes of ASCII letters,
-// digits and _ - . : @ / (no escaping is ever needed to put it in JSON or a URL path).
+// digits and _ - . : @ / (no escaping is ever needed to put it in JSON), or a user's personal
+// channel: '#' followed by a user id (auth.ValidUser).
 func ValidChannel(name string) bool {
 	if len(name) == 0 || len(name) > maxChannelName {
 		return false
 	}
-	for i := 0; i < len(name); i++ {
+	i := 0
+	if name[0] == '#' {
+		if len(name) == 1 {
+			return false
+		}
+		i = 1
+	}
+	for ; i < len(name); i++ {
 		c := name[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':

@@ -11,6 +11,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/gobwas/ws"
 
+	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/conn"
 	"github.com/wsgate/wsgate/shard"
 )
@@ -52,6 +53,12 @@ type Config struct {
 	Cluster *ClusterConfig
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+	// Auth, when set, requires every connection to present a token it verifies (docs/auth.md):
+	// the token's claims decide what the connection may subscribe and publish to, and each
+	// connection joins its user's personal channel "#<sub>".
+	Auth *auth.Verifier
+	// Origins, when set, is the Origin allow-list of handshakes (403 for the others).
+	Origins *auth.Origins
 }
 
 // Defaults of Config's zero fields.
@@ -121,6 +128,7 @@ type PubSub struct {
 	subs    []*shard.Subscribers
 	fanout  *metrics.PrometheusHistogram // safe for concurrent Update
 
+	authn      authStats     // any goroutine (atomics)
 	deliveries atomic.Uint64 // any goroutine
 	broadcasts atomic.Uint64 // any goroutine
 	scratch    sync.Pool     // *[]byte for encoding replies; loop goroutines
@@ -130,6 +138,8 @@ type PubSub struct {
 type client struct {
 	subs   shard.Subs
 	errors int
+	claims *auth.Claims // the token's claims; nil when auth is off
+	expAt  int64        // when the token expires, loop clock (ns); 0: never
 }
 
 // New returns a gateway for cfg; Start must be called before it serves connections.
@@ -176,6 +186,10 @@ func (p *PubSub) Start(engines []*conn.Engine, m *metrics.Set) error {
 		get := c.get
 		m.NewGauge(c.metric, func() float64 { return float64(get(p)) })
 	}
+	for r := range auth.NumReasons {
+		m.NewGauge(fmt.Sprintf(`wsgate_auth_refused_total{reason=%q}`, r.String()),
+			func() float64 { return float64(p.authn.refused[r].Load()) })
+	}
 	if c := p.cluster; c != nil {
 		m.NewGauge(fmt.Sprintf(`wsgate_node_info{node_id=%q}`, c.cfg.NodeID), func() float64 { return 1 })
 		m.NewGauge("wsgate_nats_connected", func() float64 {
@@ -218,8 +232,18 @@ func (p *PubSub) NodeID() string {
 	return p.cluster.cfg.NodeID
 }
 
-// OnOpen implements conn.Handler.
-func (p *PubSub) OnOpen(c *conn.Conn) { c.Data = &client{} }
+// OnOpen implements conn.Handler. An authenticated connection (Check stored its claims) joins
+// its user's personal channel, so that messages to the user reach it without a subscribe.
+func (p *PubSub) OnOpen(c *conn.Conn) {
+	cl, ok := c.Data.(*client)
+	if !ok {
+		c.Data = &client{}
+		return
+	}
+	if cl.claims != nil {
+		p.subs[c.Engine().Loop().Index()].Subscribe(c, &cl.subs, cl.claims.Personal(), nil)
+	}
+}
 
 // OnClose implements conn.Handler: every subscription goes with the connection.
 func (p *PubSub) OnClose(c *conn.Conn, _ ws.StatusCode) {

@@ -19,4 +19,8 @@ var counters = []counter{
 	{"dedup_ids", "wsgate_dedup_ids", func(p *PubSub) int64 { return p.table.DedupIDs.Load() }},
 	{"history_messages", "wsgate_history_messages", func(p *PubSub) int64 { return p.table.HistoryMsgs.Load() }},
 	{"history_bytes", "wsgate_history_bytes", func(p *PubSub) int64 { return p.table.HistoryBytes.Load() }},
+	{"origin_refused", "wsgate_origin_refused_total", func(p *PubSub) int64 { return int64(p.authn.origin.Load()) }},
+	{"auth_forbidden", "wsgate_auth_forbidden_total", func(p *PubSub) int64 { return int64(p.authn.forbidden.Load()) }},
+	{"auth_refreshes", "wsgate_auth_refreshes_total", func(p *PubSub) int64 { return int64(p.authn.refreshed.Load()) }},
+	{"user_disconnects", "wsgate_user_disconnects_total", func(p *PubSub) int64 { return int64(p.authn.kicked.Load()) }},
 }

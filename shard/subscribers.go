@@ -174,5 +174,21 @@ func (s *Subscribers) write(name string, pos uint64, frame []byte, renumber bool
 	return n
 }
 
+// Each calls fn for every subscriber of channel name on this loop (the pub/sub gateway finds a
+// user's connections as the subscribers of the user's personal channel). fn may close the
+// connection it is given (a close takes effect after this call: OnClose unsubscribes later);
+// it must not subscribe or unsubscribe. It allocates nothing.
+func (s *Subscribers) Each(name string, fn func(c *conn.Conn)) {
+	lc := s.channels[name]
+	if lc == nil {
+		return
+	}
+	for i := len(lc.members) - 1; i >= 0; i-- {
+		if i < len(lc.members) {
+			fn(lc.members[i].c)
+		}
+	}
+}
+
 // Channels returns the number of channels with subscribers on this loop.
 func (s *Subscribers) Channels() int { return len(s.channels) }

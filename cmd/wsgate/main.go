@@ -33,6 +33,7 @@ type options struct {
 	mode      string
 	pubsub    pubsub.Config
 	cluster   pubsub.ClusterConfig // used when cluster.URLs is set (-nats)
+	authCfg   authOptions
 	logLevel  string
 	logFormat string
 	version   bool
@@ -91,6 +92,13 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&cl.NodeID, "node-id", "", "pubsub: this node's name in logs, metrics and /api/stats (default hostname-pid)")
 	fs.StringVar(&cl.Stream, "nats-stream", pubsub.DefaultStream, "pubsub: JetStream stream holding every channel's messages")
 	fs.StringVar(&cl.Subject, "nats-subject", pubsub.DefaultSubject, "pubsub: prefix of the cluster's NATS subjects (channels under <prefix>.ch.>)")
+	a := &o.authCfg
+	fs.StringVar(&a.secret, "jwt-secret", "", "pubsub: HS256 secret of connection tokens (at least 32 bytes; prefer the env var WSGATE_JWT_SECRET); with it or -jwt-public-key every connection needs a token")
+	fs.StringVar(&a.publicKey, "jwt-public-key", "", "pubsub: PEM file of the public key of RS256 (RSA 2048-4096) or ES256 (P-256) connection tokens")
+	fs.StringVar(&a.audience, "jwt-audience", "", `pubsub: required "aud" of connection tokens`)
+	fs.StringVar(&a.issuer, "jwt-issuer", "", `pubsub: required "iss" of connection tokens`)
+	fs.StringVar(&a.origins, "allowed-origins", "", "pubsub: comma-separated Origins browsers may connect from, '*' allowed in the host (e.g. https://*.example.com); others get 403 (empty = any)")
+	fs.BoolVar(&a.requireOrigin, "require-origin", false, "pubsub: refuse handshakes without an Origin header (non-browser clients) with 403")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
@@ -128,6 +136,7 @@ func usage(fs *flag.FlagSet, w io.Writer) func() {
 Usage:
   wsgate [flags]                       run the server (pub/sub gateway; -mode echo for an echo server)
   wsgate sysctl show|check|apply ...   the bundled kernel profile (wsgate sysctl -h)
+  wsgate token -sub ID [flags]         sign a connection token for testing (wsgate token -h)
 
 Flags (each also read from the environment variable shown):
 `)
@@ -147,6 +156,9 @@ Flags (each also read from the environment variable shown):
 func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) int {
 	if len(args) > 0 && args[0] == "sysctl" {
 		return sysctlMain(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "token" {
+		return tokenMain(args[1:], stdout, stderr, os.Getenv)
 	}
 	var o options
 	fs := newFlagSet(&o, stderr)
@@ -184,6 +196,13 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 			o.pubsub.Cluster = &o.cluster
 		}
 		o.pubsub.Logger = logger
+		if err := o.authCfg.apply(&o.pubsub); err != nil {
+			fmt.Fprintln(stderr, "wsgate:", err)
+			return 2
+		}
+		if o.pubsub.Auth != nil {
+			logger.Info("connection tokens required", "algorithms", strings.Join(o.pubsub.Auth.Algorithms(), ","))
+		}
 		app, err := pubsub.New(o.pubsub)
 		if err != nil {
 			fmt.Fprintln(stderr, "wsgate:", err)
@@ -191,6 +210,10 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 		}
 		o.cfg.Handler = app
 	case wsgate.ModeEcho:
+		if o.authCfg.set() {
+			fmt.Fprintln(stderr, "wsgate: -jwt-*, -allowed-origins and -require-origin need -mode pubsub")
+			return 2
+		}
 		o.cfg.Handler = wsgate.Echo{}
 	default:
 		fmt.Fprintf(stderr, "wsgate: -mode %q: want %s or %s\n", o.mode, wsgate.ModePubSub, wsgate.ModeEcho)
