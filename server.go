@@ -90,7 +90,6 @@ type Server struct {
 	loops    []*netpoll.Loop
 	engines  []*conn.Engine
 	addr     *net.TCPAddr
-	passes   *metrics.PrometheusHistogram // loop pass durations; safe for concurrent Update
 	loopErrs chan error
 
 	// Admin listener: set by Start, stopped by Shutdown.
@@ -150,9 +149,6 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.addr = addr
-	s.passes = s.metrics.NewPrometheusHistogramExt("wsgate_loop_pass_seconds",
-		[]float64{10e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1})
-	observe := func(d time.Duration) { s.passes.Update(d.Seconds()) }
 	for i := 0; i < cfg.Loops; i++ {
 		cpu := 0
 		if len(cfg.CPUs) > 0 {
@@ -160,7 +156,7 @@ func (s *Server) Start() error {
 		}
 		l, err := netpoll.NewLoop(netpoll.LoopConfig{
 			Index: i, Pin: len(cfg.CPUs) > 0, CPU: cpu, ListenFD: fds[i], Tick: cfg.Tick, Now: cfg.Now,
-			OnPassDuration: observe, Logger: s.log,
+			Logger: s.log,
 		})
 		if err != nil {
 			for _, fd := range fds[i:] {

@@ -50,13 +50,15 @@ type LoopConfig struct {
 	// AcceptBackoff is how long the listener pauses after EMFILE/ENFILE/ENOBUFS/ENOMEM
 	// (default 100 ms).
 	AcceptBackoff time.Duration
-	// OnPassDuration, if set, receives the duration of every pass that handled at least one
-	// event, task or timer (for the loop pass latency histogram). Loop goroutine.
-	OnPassDuration func(time.Duration)
-	Logger         *slog.Logger
+	Logger        *slog.Logger
 }
 
 // LoopStats are a loop's counters: atomics written by the loop goroutine, read by any goroutine.
+//
+// Busy time is measured with the loop's own clock (LoopConfig.Now): a pass is busy from the
+// return of epoll_wait to the end of Handler.OnPass, and idle while it waits in epoll_wait.
+// Measuring costs two clock reads per pass, one of which also serves the next pass's epoll_wait
+// timeout, and a few uncontended atomic adds: no allocation, no lock.
 type LoopStats struct {
 	Accepted     atomic.Uint64
 	AcceptErrors atomic.Uint64 // errors other than EAGAIN
@@ -65,6 +67,57 @@ type LoopStats struct {
 	Wakeups      atomic.Uint64 // eventfd wake-ups consumed
 	Tasks        atomic.Uint64
 	StaleEvents  atomic.Uint64 // events dropped because their generation was outdated
+	Events       atomic.Uint64 // readiness events handled: epoll's batch plus requeued reads
+	BusyNanos    atomic.Uint64 // time spent in passes, not waiting in epoll_wait (loop clock, ns)
+	// PassBuckets count the passes that did work (an event, a task or a timer) by duration:
+	// PassBuckets[i] counts those that took at most PassBounds[i] (not cumulative), the last one
+	// those slower than every bound. PassNanos is their total duration.
+	PassBuckets [len(PassBounds) + 1]atomic.Uint64
+	PassNanos   atomic.Uint64
+
+	// The busy fraction of the last completed window (see BusyRatio): windowEnd is its end
+	// (loop clock), windowBusy the BusyNanos at that end, ratio its fraction in millionths.
+	windowEnd  atomic.Int64
+	windowBusy atomic.Uint64
+	ratio      atomic.Uint64
+}
+
+// PassBounds are the upper bounds of the pass duration buckets (LoopStats.PassBuckets), the
+// le labels of wsgate_loop_pass_seconds: 10 µs to 1 s.
+var PassBounds = [...]time.Duration{
+	10 * time.Microsecond, 50 * time.Microsecond, 100 * time.Microsecond, 250 * time.Microsecond,
+	500 * time.Microsecond, time.Millisecond, 2500 * time.Microsecond, 5 * time.Millisecond,
+	10 * time.Millisecond, 25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond,
+	250 * time.Millisecond, time.Second,
+}
+
+// busyWindow is the span over which a loop computes its busy fraction.
+const busyWindow = int64(time.Second)
+
+// passBucket returns the index in PassBuckets for a pass of d ns.
+func passBucket(d int64) int {
+	for i, b := range PassBounds {
+		if d <= int64(b) {
+			return i
+		}
+	}
+	return len(PassBounds)
+}
+
+// BusyRatio returns the fraction of time (0 to 1) the loop spent in passes rather than waiting
+// for events: over the last full second the loop completed, or, when the loop has been asleep in
+// epoll_wait longer than that, since the end of that second up to now. Any goroutine.
+func (l *Loop) BusyRatio() float64 {
+	st := &l.Stats
+	end := st.windowEnd.Load()
+	now := l.now()
+	if now-end > 2*busyWindow {
+		// The loop has not closed a window for a while: it sleeps in epoll_wait. What it did
+		// since the last window is all the busy time there is.
+		busy := st.BusyNanos.Load() - st.windowBusy.Load()
+		return min(1, float64(busy)/float64(now-end))
+	}
+	return float64(st.ratio.Load()) / 1e6
 }
 
 // Loop is one event loop. Create it with NewLoop and run it with Run on a goroutine of its own.
@@ -101,6 +154,10 @@ type Loop struct {
 	lastLog      int64             // when the last accept error was logged
 	suppressed   int               // accept errors not logged since
 	wakeAt       int64             // a handler asked to run a pass by then (WakeAt); 0: no request
+	lastEnd      int64             // loop clock at the end of the previous pass (0: none yet)
+	busy         int64             // BusyNanos, loop goroutine's copy
+	winStart     int64             // start of the busy-ratio window being measured
+	winBusy      int64             // busy at winStart
 }
 
 // NewLoop creates the epoll instance and eventfd. The caller must Run the loop (which frees
@@ -249,7 +306,11 @@ func (l *Loop) pass() error {
 	if len(l.again) > 0 {
 		timeout = 0
 	} else {
-		now := l.now()
+		// The end of the previous pass is now: nothing ran since.
+		now := l.lastEnd
+		if now == 0 {
+			now = l.now()
+		}
 		d, ok := l.wheel.Next(now)
 		if l.wakeAt != 0 && (!ok || time.Duration(l.wakeAt-now) < d) {
 			d, ok = max(0, time.Duration(l.wakeAt-now)), true
@@ -264,15 +325,17 @@ func (l *Loop) pass() error {
 	if err != nil && !errors.Is(err, unix.EINTR) {
 		return fmt.Errorf("loop %d: epoll_wait: %w", l.cfg.Index, err)
 	}
-	start := time.Now()
+	start := l.now()
 	l.Stats.Passes.Add(1)
 	work := n > 0
+	events := n
 	// Requeued reads first: they were waiting since the previous pass.
 	if len(l.again) > 0 {
 		work = true
 		// Swap buffers: reads requeued while handling these wait for the next pass.
 		again := l.again
 		l.again = l.againSpare[:0]
+		events += len(again)
 		for i := range again {
 			if l.valid(&again[i]) {
 				l.h.OnEvent(int(again[i].Fd), EventRead)
@@ -304,10 +367,35 @@ func (l *Loop) pass() error {
 		work = true
 	}
 	l.h.OnPass(now)
-	if work && l.cfg.OnPassDuration != nil {
-		l.cfg.OnPassDuration(time.Since(start))
-	}
+	end := l.now()
+	l.account(start, end, events, work)
 	return nil
+}
+
+// account records a pass that ran from start to end (loop clock) and handled events readiness
+// events; work says whether it did anything (an event, a task or a timer). Loop goroutine only.
+func (l *Loop) account(start, end int64, events int, work bool) {
+	st := &l.Stats
+	d := max(0, end-start)
+	l.lastEnd = end
+	l.busy += d
+	st.BusyNanos.Store(uint64(l.busy))
+	if events > 0 {
+		st.Events.Add(uint64(events))
+	}
+	if work {
+		st.PassBuckets[passBucket(d)].Add(1)
+		st.PassNanos.Add(uint64(d))
+	}
+	if l.winStart == 0 {
+		l.winStart, l.winBusy = start, l.busy-d
+	}
+	if span := end - l.winStart; span >= busyWindow {
+		st.ratio.Store(uint64(min(1e6, (l.busy-l.winBusy)*1e6/span)))
+		st.windowBusy.Store(uint64(l.busy))
+		st.windowEnd.Store(end)
+		l.winStart, l.winBusy = end, l.busy
+	}
 }
 
 // accept takes up to acceptBatch pending connections from the loop's listener.

@@ -65,3 +65,12 @@ func (q *taskQueue) run() int {
 	q.mu.Unlock()
 	return len(tasks)
 }
+
+// PendingTasks returns the tasks posted to the loop and not yet taken by it: a loop that falls
+// behind its producers (publishes, sends) shows here first. Any goroutine; it takes the queue's
+// lock for a read.
+func (l *Loop) PendingTasks() int {
+	l.tq.mu.Lock()
+	defer l.tq.mu.Unlock()
+	return len(l.tq.tasks)
+}
