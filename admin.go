@@ -10,7 +10,8 @@ import (
 	"time"
 )
 
-// startAdmin serves the demo page at /, the browser client at /wsgate.js, /metrics, /healthz and /debug/pprof/ (and the
+// startAdmin serves the demo page at /, the browser client at /wsgate.js, the live dashboard at
+// /dashboard, /metrics, /healthz and /debug/pprof/ (and the
 // application's routes) on Config.AdminAddr with net/http: this listener carries a few requests a
 // second, not the data path.
 func (s *Server) startAdmin() error {
@@ -39,8 +40,10 @@ func (s *Server) startAdmin() error {
 		}
 		fmt.Fprintf(w, "ok\nconnections %d\n", s.held.Load())
 	})
-	mux.HandleFunc("GET /{$}", s.serveDemo)         // the demo page (demo.go); "/{$}" is "/" only, so no key
-	mux.HandleFunc("GET /wsgate.js", serveClientJS) // the browser client (clientjs.go); GET covers HEAD
+	mux.HandleFunc("GET /dashboard", s.serveDashboard)            // dashboard.go: the page, no key
+	mux.HandleFunc("GET /dashboard/stats", s.serveDashboardStats) // its data, behind Config.APIKey
+	mux.HandleFunc("GET /{$}", s.serveDemo)                       // the demo page (demo.go); "/{$}" is "/" only, so no key
+	mux.HandleFunc("GET /wsgate.js", serveClientJS)               // the browser client (clientjs.go); GET covers HEAD
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

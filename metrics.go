@@ -2,6 +2,9 @@ package wsgate
 
 import (
 	"fmt"
+	"strconv"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/wsgate/wsgate/conn"
 	"github.com/wsgate/wsgate/netpoll"
@@ -42,9 +45,7 @@ func (s *Server) registerMetrics() {
 	m.NewGauge("wsgate_connections_accepted_total", sumL(func(st *netpoll.LoopStats) uint64 { return st.Accepted.Load() }))
 	m.NewGauge("wsgate_accept_errors_total", sumL(func(st *netpoll.LoopStats) uint64 { return st.AcceptErrors.Load() }))
 	m.NewGauge("wsgate_accept_pauses_total", sumL(func(st *netpoll.LoopStats) uint64 { return st.AcceptPauses.Load() }))
-	m.NewGauge("wsgate_loop_passes_total", sumL(func(st *netpoll.LoopStats) uint64 { return st.Passes.Load() }))
 	m.NewGauge("wsgate_loop_wakeups_total", sumL(func(st *netpoll.LoopStats) uint64 { return st.Wakeups.Load() }))
-	m.NewGauge("wsgate_loop_tasks_total", sumL(func(st *netpoll.LoopStats) uint64 { return st.Tasks.Load() }))
 	m.NewGauge("wsgate_stale_events_total", sumL(func(st *netpoll.LoopStats) uint64 { return st.StaleEvents.Load() }))
 	m.NewGauge("wsgate_handshakes_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.Handshakes.Load() }))
 	for i, name := range conn.RejectNames {
@@ -67,6 +68,15 @@ func (s *Server) registerMetrics() {
 		m.NewGauge(fmt.Sprintf(`wsgate_close_codes_received_total{code=%q}`, label),
 			sumE(func(e *conn.Engine) uint64 { return e.Stats.CloseRecv[i].Load() }))
 	}
+	m.NewGauge("wsgate_messages_out_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.MessagesOut() }))
+	m.NewGauge("wsgate_pongs_sent_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.PongsSent.Load() }))
+	m.NewGauge("wsgate_queued_bytes", func() float64 {
+		var t int64
+		for _, e := range s.engines {
+			t += e.Stats.QueuedBytes.Load()
+		}
+		return float64(t)
+	})
 	m.NewGauge("wsgate_pings_sent_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.PingsSent.Load() }))
 	m.NewGauge("wsgate_ping_timeouts_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.PingTimeouts.Load() }))
 	m.NewGauge("wsgate_idle_timeouts_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.IdleTimeouts.Load() }))
@@ -96,4 +106,56 @@ func (s *Server) registerMetrics() {
 		}
 		return worst
 	})
+	s.registerLoopMetrics()
+	// Go runtime (go_*) and process (process_*: CPU, memory), then the open files and their
+	// limit (process_open_fds, process_max_fds: a directory walk of /proc/self/fd per scrape).
+	m.RegisterMetricsWriter(metrics.WriteProcessMetrics)
+	m.RegisterMetricsWriter(metrics.WriteFDMetrics)
+}
+
+// registerLoopMetrics exposes each loop's health under a loop label, so that one hot loop shows
+// beside idle ones: busy time and fraction, passes, events and tasks (per pass: divide their rates
+// by the passes'), tasks waiting, connections by transport and the pass duration histogram
+// (wsgate_loop_pass_seconds, Prometheus buckets written from the loop's own atomic counters).
+func (s *Server) registerLoopMetrics() {
+	m := s.metrics
+	for i, l := range s.loops {
+		st := &l.Stats
+		e := s.engines[i]
+		lb := fmt.Sprintf(`loop="%d"`, i)
+		u := func(name string, f func() uint64) {
+			m.NewGauge(name+"{"+lb+"}", func() float64 { return float64(f()) })
+		}
+		u("wsgate_loop_passes_total", st.Passes.Load)
+		u("wsgate_loop_events_total", st.Events.Load)
+		u("wsgate_loop_tasks_total", st.Tasks.Load)
+		m.NewGauge("wsgate_loop_busy_seconds_total{"+lb+"}", func() float64 { return float64(st.BusyNanos.Load()) / 1e9 })
+		m.NewGauge("wsgate_loop_busy_ratio{"+lb+"}", l.BusyRatio)
+		m.NewGauge("wsgate_loop_pending_tasks{"+lb+"}", func() float64 { return float64(l.PendingTasks()) })
+		for k, name := range conn.TransportNames {
+			m.NewGauge(fmt.Sprintf(`wsgate_loop_connections{%s,transport=%q}`, lb, name),
+				func() float64 { return float64(e.Stats.Open[k].Load()) })
+		}
+		for k := 0; k <= len(netpoll.PassBounds); k++ {
+			le := "+Inf"
+			if k < len(netpoll.PassBounds) {
+				le = strconv.FormatFloat(netpoll.PassBounds[k].Seconds(), 'g', -1, 64)
+			}
+			m.NewGauge(fmt.Sprintf(`wsgate_loop_pass_seconds_bucket{%s,le=%q}`, lb, le), func() float64 {
+				var c uint64
+				for j := 0; j <= k; j++ {
+					c += st.PassBuckets[j].Load()
+				}
+				return float64(c)
+			})
+		}
+		m.NewGauge("wsgate_loop_pass_seconds_sum{"+lb+"}", func() float64 { return float64(st.PassNanos.Load()) / 1e9 })
+		m.NewGauge("wsgate_loop_pass_seconds_count{"+lb+"}", func() float64 {
+			var c uint64
+			for j := range st.PassBuckets {
+				c += st.PassBuckets[j].Load()
+			}
+			return float64(c)
+		})
+	}
 }

@@ -84,13 +84,12 @@ func TestMetricsSumEngineCounters(t *testing.T) {
 		{metric: "wsgate_read_errors_total", engine: func(st *conn.Stats) *atomic.Uint64 { return &st.ReadErrors }},
 		{metric: "wsgate_write_errors_total", engine: func(st *conn.Stats) *atomic.Uint64 { return &st.WriteErrors }},
 		{metric: "wsgate_read_pauses_total", engine: func(st *conn.Stats) *atomic.Uint64 { return &st.ReadPauses }},
+		{metric: "wsgate_pongs_sent_total", engine: func(st *conn.Stats) *atomic.Uint64 { return &st.PongsSent }},
 		{metric: "wsgate_handshake_timeouts_total", engine: func(st *conn.Stats) *atomic.Uint64 { return &st.Rejects[conn.RejectTimeout] }},
 		{metric: "wsgate_connections_accepted_total", loop: func(st *netpoll.LoopStats) *atomic.Uint64 { return &st.Accepted }},
 		{metric: "wsgate_accept_errors_total", loop: func(st *netpoll.LoopStats) *atomic.Uint64 { return &st.AcceptErrors }},
 		{metric: "wsgate_accept_pauses_total", loop: func(st *netpoll.LoopStats) *atomic.Uint64 { return &st.AcceptPauses }},
-		{metric: "wsgate_loop_passes_total", loop: func(st *netpoll.LoopStats) *atomic.Uint64 { return &st.Passes }},
 		{metric: "wsgate_loop_wakeups_total", loop: func(st *netpoll.LoopStats) *atomic.Uint64 { return &st.Wakeups }},
-		{metric: "wsgate_loop_tasks_total", loop: func(st *netpoll.LoopStats) *atomic.Uint64 { return &st.Tasks }},
 		{metric: "wsgate_stale_events_total", loop: func(st *netpoll.LoopStats) *atomic.Uint64 { return &st.StaleEvents }},
 	}
 	for i, name := range conn.RejectNames {
@@ -172,5 +171,71 @@ func TestMetricsTimingWheels(t *testing.T) {
 	}
 	for i := range timers {
 		s.loops[i/3].Wheel().Stop(&timers[i])
+	}
+}
+
+// TestMetricsPerLoop: each loop's health is exported under its loop label: passes, events,
+// tasks, busy seconds, waiting tasks, connections by transport and the pass histogram with
+// cumulative buckets; the queued bytes and the messages out are summed over the loops.
+func TestMetricsPerLoop(t *testing.T) {
+	s := metricsServer(t, 0)
+	for k, l := range s.loops {
+		st := &l.Stats
+		st.Passes.Store(uint64(100 + k))
+		st.Events.Store(uint64(200 + k))
+		st.Tasks.Store(uint64(300 + k))
+		st.BusyNanos.Store(uint64(k+1) * 1_500_000_000)
+		st.PassBuckets[0].Store(uint64(1 + k))                             // <= 10 µs
+		st.PassBuckets[5].Store(2)                                         // <= 1 ms
+		st.PassBuckets[len(netpoll.PassBounds)].Store(uint64(3 * (k + 1))) // > 1 s
+		st.PassNanos.Store(uint64(7e9 * (k + 1)))
+		es := &s.engines[k].Stats
+		es.Open[conn.TransportWebSocket].Store(int64(10 * (k + 1)))
+		es.QueuedBytes.Store(int64(1000 * (k + 1)))
+		es.FramesOut.Store(50)
+		es.PingsSent.Store(4)
+		es.PongsSent.Store(1)
+		es.CloseSent[0].Store(2)
+	}
+	for range 3 {
+		s.loops[1].Post(func() {})
+	}
+	got := scrape(t, s)
+	for k := range s.loops {
+		lb := fmt.Sprintf(`loop="%d"`, k)
+		want := map[string]float64{
+			"wsgate_loop_passes_total{" + lb + "}":                      float64(100 + k),
+			"wsgate_loop_events_total{" + lb + "}":                      float64(200 + k),
+			"wsgate_loop_tasks_total{" + lb + "}":                       float64(300 + k),
+			"wsgate_loop_busy_seconds_total{" + lb + "}":                1.5 * float64(k+1),
+			"wsgate_loop_pending_tasks{" + lb + "}":                     float64(3 * k),
+			`wsgate_loop_connections{` + lb + `,transport="websocket"}`: float64(10 * (k + 1)),
+			`wsgate_loop_pass_seconds_bucket{` + lb + `,le="1e-05"}`:    float64(1 + k),
+			`wsgate_loop_pass_seconds_bucket{` + lb + `,le="0.0005"}`:   float64(1 + k),
+			`wsgate_loop_pass_seconds_bucket{` + lb + `,le="0.001"}`:    float64(3 + k),
+			`wsgate_loop_pass_seconds_bucket{` + lb + `,le="1"}`:        float64(3 + k),
+			`wsgate_loop_pass_seconds_bucket{` + lb + `,le="+Inf"}`:     float64(3 + k + 3*(k+1)),
+			"wsgate_loop_pass_seconds_count{" + lb + "}":                float64(3 + k + 3*(k+1)),
+			"wsgate_loop_pass_seconds_sum{" + lb + "}":                  7 * float64(k+1),
+		}
+		for name, v := range want {
+			if g, ok := got[name]; !ok || g != v {
+				t.Errorf("%s = %v (exported %v), want %v", name, g, ok, v)
+			}
+		}
+		if _, ok := got["wsgate_loop_busy_ratio{"+lb+"}"]; !ok {
+			t.Errorf("wsgate_loop_busy_ratio{%s} not exported", lb)
+		}
+	}
+	if got["wsgate_queued_bytes"] != 3000 {
+		t.Errorf("wsgate_queued_bytes = %v, want 3000", got["wsgate_queued_bytes"])
+	}
+	if got["wsgate_messages_out_total"] != 2*(50-4-1-2) {
+		t.Errorf("wsgate_messages_out_total = %v, want %v", got["wsgate_messages_out_total"], 2*(50-4-1-2))
+	}
+	for _, name := range []string{"process_open_fds", "process_max_fds", "go_goroutines", "process_resident_memory_bytes"} {
+		if _, ok := got[name]; !ok {
+			t.Errorf("%s (WriteProcessMetrics) not exported", name)
+		}
 	}
 }

@@ -76,6 +76,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now replaces the loops' monotonic clock (tests).
 	Now func() int64
+	// APIKey, when set, is required as "Authorization: Bearer <key>" on the dashboard's data
+	// (/dashboard/stats), as pubsub.Config.APIKey is on /api/ (cmd/wsgate sets both from
+	// -api-key). The dashboard page itself carries no data and asks for the key.
+	APIKey string
 }
 
 // Server is a running wsgate instance. Its methods may be called from any goroutine.
@@ -98,6 +102,8 @@ type Server struct {
 	adminDone chan struct{}
 
 	stopOnce sync.Once
+	started  time.Time // when Start began; immutable afterwards
+	fds      fdCount   // the dashboard's cached count of open files
 }
 
 // New validates cfg and prepares a Server; Start opens its sockets.
@@ -144,6 +150,7 @@ func New(cfg Config) (*Server, error) {
 // once the server accepts connections.
 func (s *Server) Start() error {
 	cfg := &s.cfg
+	s.started = time.Now()
 	fds, addr, err := netpoll.Listen(cfg.Addr, cfg.Loops, cfg.Backlog)
 	if err != nil {
 		return err

@@ -38,6 +38,7 @@ type Engine struct {
 	seq      uint32                             // connection ID sequence
 	rnd      uint64                             // xorshift state for ping jitter
 	draining bool                               // shutting down: no new connections are opened
+	queued   int64                              // pool.Pending last stored in Stats.QueuedBytes
 }
 
 // NewEngine creates the engine for loop. held is shared by every engine of one server (it counts
@@ -196,6 +197,10 @@ func (e *Engine) OnPass(now int64) {
 		}
 	}
 	e.dirty = e.dirty[:0]
+	if q := e.pool.Pending; q != e.queued {
+		e.queued = q
+		e.Stats.QueuedBytes.Store(q)
+	}
 }
 
 // Shutdown starts a graceful shutdown of this engine: sends close 1001 with reason to every open

@@ -222,6 +222,7 @@ func (c *Conn) handshake(data []byte) int {
 		c.tokens, c.tokAt = float32(e.cfg.MsgBurst), now
 	}
 	c.armHeartbeat(now)
+	e.Stats.Open[c.transport()].Add(1)
 	e.h.OnOpen(c)
 	return end
 }
@@ -357,6 +358,7 @@ func (c *Conn) frame(h ws.Header, payload []byte) {
 	case ws.OpPing:
 		if c.flags&flagCloseSent == 0 {
 			c.writeFrame(ws.OpPong, payload)
+			c.e.Stats.PongsSent.Add(1)
 		}
 		return
 	case ws.OpPong:

@@ -54,6 +54,16 @@ func closeIndex(code uint16) int {
 	return len(CloseCodes) - 1
 }
 
+// Transports: what carries a connection, the indexes of Stats.Open and the label values of
+// wsgate_loop_connections{transport}.
+const (
+	TransportWebSocket = iota
+	NumTransports
+)
+
+// TransportNames are the metric label values for the Transport* indexes.
+var TransportNames = [NumTransports]string{"websocket"}
+
 // Stats are one Engine's counters. The loop goroutine writes them; any goroutine may read them
 // (they are atomics so that a metrics scrape does not race with the loop).
 type Stats struct {
@@ -68,6 +78,7 @@ type Stats struct {
 	CloseSent     [len(CloseCodes)]atomic.Uint64
 	CloseRecv     [len(CloseCodes)]atomic.Uint64
 	PingsSent     atomic.Uint64
+	PongsSent     atomic.Uint64 // answers to the peers' pings
 	PingTimeouts  atomic.Uint64
 	IdleTimeouts  atomic.Uint64
 	Expired       atomic.Uint64 // closed at their Expirer deadline (expired tokens)
@@ -81,4 +92,28 @@ type Stats struct {
 	RateLimited atomic.Uint64
 	ReadErrors  atomic.Uint64 // read(2) failures: resets and other socket errors
 	WriteErrors atomic.Uint64 // writev(2) failures other than EAGAIN: EPIPE, resets
+	// Open counts this engine's open connections (handshake done, OnOpen run, OnClose not yet)
+	// by transport.
+	Open [NumTransports]atomic.Int64
+	// QueuedBytes is the output queued on this engine's connections and not yet taken by their
+	// sockets, as of the end of the last loop pass (the backlog of deliveries).
+	QueuedBytes atomic.Int64
 }
+
+// MessagesOut is the data frames queued: every frame but pings, pongs and close frames. It is
+// derived at read time so that the hot path counts one frame once. Any goroutine.
+func (s *Stats) MessagesOut() uint64 {
+	ctl := s.PingsSent.Load() + s.PongsSent.Load()
+	for i := range s.CloseSent {
+		ctl += s.CloseSent[i].Load()
+	}
+	// FramesOut last: read after its parts, it is never smaller than they are.
+	f := s.FramesOut.Load()
+	if f < ctl {
+		return 0
+	}
+	return f - ctl
+}
+
+// transport is the connection's Transport* index.
+func (c *Conn) transport() int { return TransportWebSocket }

@@ -132,6 +132,7 @@ type PubSub struct {
 	deliveries atomic.Uint64 // any goroutine
 	broadcasts atomic.Uint64 // any goroutine
 	scratch    sync.Pool     // *[]byte for encoding replies; loop goroutines
+	rates      channelRates  // Overview's publish rates; any goroutine (mutex inside)
 }
 
 // client is the per-connection state (conn.Conn.Data). Loop goroutine only.
@@ -190,16 +191,35 @@ func (p *PubSub) Start(engines []*conn.Engine, m *metrics.Set) error {
 		m.NewGauge(fmt.Sprintf(`wsgate_auth_refused_total{reason=%q}`, r.String()),
 			func() float64 { return float64(p.authn.refused[r].Load()) })
 	}
-	if c := p.cluster; c != nil {
-		m.NewGauge(fmt.Sprintf(`wsgate_node_info{node_id=%q}`, c.cfg.NodeID), func() float64 { return 1 })
-		m.NewGauge("wsgate_nats_connected", func() float64 {
-			if c.health() == nil {
-				return 1
-			}
+	// The cluster's metrics exist on a single node too (at 0, with wsgate_cluster_enabled 0), so
+	// that dashboards and alert rules find every series they ask for.
+	c := p.cluster
+	m.NewGauge("wsgate_cluster_enabled", func() float64 {
+		if c != nil {
+			return 1
+		}
+		return 0
+	})
+	m.NewGauge("wsgate_nats_connected", func() float64 {
+		if c != nil && c.health() == nil {
+			return 1
+		}
+		return 0
+	})
+	m.NewGauge("wsgate_nats_disconnects_total", func() float64 {
+		if c == nil {
 			return 0
-		})
-		m.NewGauge("wsgate_nats_disconnects_total", func() float64 { return float64(c.lost.Load()) })
-		m.NewGauge("wsgate_cluster_publish_conflicts_total", func() float64 { return float64(c.conflicts.Load()) })
+		}
+		return float64(c.lost.Load())
+	})
+	m.NewGauge("wsgate_cluster_publish_conflicts_total", func() float64 {
+		if c == nil {
+			return 0
+		}
+		return float64(c.conflicts.Load())
+	})
+	if c != nil {
+		m.NewGauge(fmt.Sprintf(`wsgate_node_info{node_id=%q}`, c.cfg.NodeID), func() float64 { return 1 })
 		return c.start()
 	}
 	return nil

@@ -26,6 +26,9 @@ type Pool struct {
 	// Misses counts the chunks Get had to allocate (loop goroutine only, like the Pool): a warm
 	// pool stops missing.
 	Misses uint64
+	// Pending is the bytes queued in every Queue of this pool and not yet consumed (Advance, Cut,
+	// Reset): a connection engine's output backlog. Loop goroutine only, like the Pool.
+	Pending int64
 }
 
 // class returns the size class index for a request of n bytes, or -1 when n is above MaxPooled.

@@ -56,6 +56,7 @@ func (q *Queue) Release() {
 
 // Reset drops everything pending, returning owned chunks to the Pool.
 func (q *Queue) Reset() {
+	q.pool.Pending -= int64(q.in - q.out)
 	for q.n > 0 {
 		q.popFront()
 	}
@@ -101,6 +102,7 @@ func (q *Queue) popFront() {
 // endUnit records that a unit of n bytes was just queued.
 func (q *Queue) endUnit(n int) {
 	q.in += n
+	q.pool.Pending += int64(n)
 	if q.en == len(q.ends) {
 		grown := make([]int, 2*len(q.ends))
 		for i := 0; i < q.en; i++ {
@@ -175,6 +177,7 @@ func (q *Queue) Advance(n int) {
 		panic("BUG: ringbuf: Advance past the queued bytes")
 	}
 	q.out += n
+	q.pool.Pending -= int64(n)
 	for q.en > 0 && q.ends[q.eh] <= q.out {
 		q.start = q.ends[q.eh]
 		q.eh = (q.eh + 1) & (len(q.ends) - 1)
@@ -213,6 +216,7 @@ func (q *Queue) Cut(keep int) int {
 		end = q.ends[(q.eh+keep-1)&(len(q.ends)-1)]
 	}
 	dropped := q.in - end
+	q.pool.Pending -= int64(dropped)
 	// Find the segment holding position end: segments before it stay whole, it is cut short, the
 	// ones after it go.
 	i := 0 // segments kept

@@ -92,8 +92,8 @@ func TestQueueModel(t *testing.T) {
 			}
 			out = take(q, r.IntN(q.Len()+1), out)
 		}
-		if q.Len() != len(model)-len(out) {
-			t.Fatalf("step %d: Len %d, model pending %d", step, q.Len(), len(model)-len(out))
+		if q.Len() != len(model)-len(out) || p.Pending != int64(q.Len()) {
+			t.Fatalf("step %d: Len %d, pool's Pending %d, model pending %d", step, q.Len(), p.Pending, len(model)-len(out))
 		}
 	}
 	for _, seg := range q.Views(nil, maxViews) {
@@ -251,6 +251,9 @@ func TestQueueCutModel(t *testing.T) {
 		for _, u := range units {
 			pending += len(u)
 		}
+		if p.Pending != int64(pending) {
+			t.Fatalf("step %d: pool's Pending %d, model %d", step, p.Pending, pending)
+		}
 		if q.Len() != pending || q.Units() != len(units) || q.Started() != (taken > 0) {
 			t.Fatalf("step %d: Len %d Units %d Started %v; model %d %d %v",
 				step, q.Len(), q.Units(), q.Started(), pending, len(units), taken > 0)
@@ -296,5 +299,28 @@ func TestCutCompletesPartUnit(t *testing.T) {
 	}
 	if d := q.Cut(0); d != 5 || q.Len() != 0 || q.Segments() != 0 {
 		t.Fatalf("Cut(0) dropped %d, left %d bytes in %d segments", d, q.Len(), q.Segments())
+	}
+}
+
+// TestPoolPendingAcrossQueues: the pool's Pending is the bytes of all its queues together, and a
+// queue released with bytes still queued takes them out of it.
+func TestPoolPendingAcrossQueues(t *testing.T) {
+	var p Pool
+	a, b := p.Queue(), p.Queue()
+	a.Write(make([]byte, 100))
+	b.Ref(make([]byte, 5000))
+	b.Write(make([]byte, 10))
+	if p.Pending != 5110 {
+		t.Fatalf("Pending %d, want 5110", p.Pending)
+	}
+	a.Advance(40)
+	b.Release() // a connection closed with output queued
+	if p.Pending != 60 {
+		t.Fatalf("Pending %d after Advance(40) and a Release, want 60", p.Pending)
+	}
+	a.Advance(60)
+	a.Release()
+	if p.Pending != 0 {
+		t.Fatalf("Pending %d with every queue empty", p.Pending)
 	}
 }

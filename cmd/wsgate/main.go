@@ -77,7 +77,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&cc.MsgBurst, "msg-burst", 0, "token bucket size for -max-msg-rate (0 = the rate, at least 1)")
 	ps := &o.pubsub
 	fs.BoolVar(&ps.ClientPublish, "client-publish", false, `pubsub: let WebSocket clients publish with {"op":"publish"}`)
-	fs.StringVar(&ps.APIKey, "api-key", "", "pubsub: require \"Authorization: Bearer <key>\" on /api/ requests (prefer the env var)")
+	fs.StringVar(&ps.APIKey, "api-key", "", "require \"Authorization: Bearer <key>\" on /api/ requests and the dashboard's data (prefer the env var)")
 	fs.DurationVar(&ps.DedupWindow, "dedup-window", 30*time.Minute, "pubsub: remember publish ids per channel this long; a repeat is not delivered again (0 disables)")
 	fs.IntVar(&ps.DedupMaxIDs, "dedup-max-ids", 100000, "pubsub: most publish ids remembered across all channels (bounds dedup memory; oldest forgotten first)")
 	fs.IntVar(&ps.MaxChannels, "max-channels", 128, "pubsub: channels one connection may subscribe to")
@@ -219,6 +219,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 		fmt.Fprintf(stderr, "wsgate: -mode %q: want %s or %s\n", o.mode, wsgate.ModePubSub, wsgate.ModeEcho)
 		return 2
 	}
+	o.cfg.APIKey = o.pubsub.APIKey // the dashboard's data is behind the same key as the API
 	prepareHost(&o.cfg, logger)
 	srv, err := wsgate.New(o.cfg)
 	if err != nil {
