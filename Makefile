@@ -44,7 +44,8 @@ stress-test:
 test-browser:
 	$(GO) test -tags browser -race -run Browser -count=1 .
 
-# gofmt, go vet and the import-direction rules of docs/architecture.md.
+# gofmt, go vet, the import-direction rules of docs/architecture.md, and the Prometheus alert
+# rules (promtool, from Debian's prometheus package; .ci/run installs it).
 check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -52,6 +53,10 @@ check:
 	$(GO) vet -tags browser .
 	@for d in bench/peers/*/; do [ -f $$d/go.mod ] || continue; (cd $$d && $(GO) vet ./...) || exit 1; done
 	bash .ci/imports.sh
+	@command -v promtool >/dev/null || { echo "make check: promtool not found; it checks docs/prometheus/wsgate-rules.yml." \
+	  "Install Debian's prometheus package: apt-get update && apt-get install -y --no-install-recommends prometheus (.ci/run does)"; exit 1; }
+	promtool check rules docs/prometheus/wsgate-rules.yml
+	cd docs/prometheus && promtool test rules wsgate-rules.test.yml
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./ringbuf ./frame ./netpoll ./conn ./shard .
