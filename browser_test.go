@@ -348,7 +348,7 @@ func openPage(t *testing.T, ctx context.Context, devtools string) *cdpConn {
 }
 
 // cdpConn is a minimal Chrome DevTools Protocol client: calls with ids, replies matched by id;
-// events are read and dropped.
+// events go to the function given to onEvents, if any, else they are dropped.
 type cdpConn struct {
 	c      *websocket.Conn
 	wmu    sync.Mutex // gorilla allows one concurrent writer
@@ -356,12 +356,15 @@ type cdpConn struct {
 
 	mu      sync.Mutex
 	pending map[int64]chan cdpReply
-	err     error         // set before done is closed
-	done    chan struct{} // closed when readLoop ends
+	events  func(method string, params json.RawMessage) // called on the read goroutine
+	err     error                                       // set before done is closed
+	done    chan struct{}                               // closed when readLoop ends
 }
 
 type cdpReply struct {
 	ID     int64           `json:"id"`
+	Method string          `json:"method"` // events
+	Params json.RawMessage `json:"params"` // events
 	Result json.RawMessage `json:"result"`
 	Error  *struct {
 		Code    int    `json:"code"`
@@ -380,8 +383,17 @@ func (p *cdpConn) readLoop() {
 			return
 		}
 		var r cdpReply
-		if json.Unmarshal(b, &r) != nil || r.ID == 0 {
-			continue // an event
+		if json.Unmarshal(b, &r) != nil {
+			continue
+		}
+		if r.ID == 0 { // an event
+			p.mu.Lock()
+			fn := p.events
+			p.mu.Unlock()
+			if fn != nil && r.Method != "" {
+				fn(r.Method, r.Params)
+			}
+			continue
 		}
 		p.mu.Lock()
 		ch := p.pending[r.ID]
@@ -391,6 +403,13 @@ func (p *cdpConn) readLoop() {
 			ch <- r
 		}
 	}
+}
+
+// onEvents has fn receive every event from now on (on the read goroutine).
+func (p *cdpConn) onEvents(fn func(method string, params json.RawMessage)) {
+	p.mu.Lock()
+	p.events = fn
+	p.mu.Unlock()
 }
 
 // call sends method with params and decodes the reply's result into out (when not nil).
