@@ -493,3 +493,53 @@ func TestGrafanaAndRulesQueryExportedMetrics(t *testing.T) {
 	}
 	check("docs/prometheus/wsgate-rules.yml", exprs)
 }
+
+// TestAlertsHaveRunbooks: every alert of docs/prometheus/wsgate-rules.yml names its section of
+// docs/operations.md, and that section exists.
+func TestAlertsHaveRunbooks(t *testing.T) {
+	rules, err := os.ReadFile("docs/prometheus/wsgate-rules.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := os.ReadFile("docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	alerts := regexp.MustCompile(`(?m)^\s*- alert: (\w+)$`).FindAllStringSubmatch(string(rules), -1)
+	runbooks := regexp.MustCompile(`(?m)^\s*runbook: "docs/operations\.md#([\w-]+)"$`).FindAllStringSubmatch(string(rules), -1)
+	if len(alerts) == 0 || len(alerts) != len(runbooks) {
+		t.Fatalf("%d alerts, %d runbook annotations", len(alerts), len(runbooks))
+	}
+	for i, a := range alerts {
+		name := a[1]
+		if runbooks[i][1] != strings.ToLower(name) {
+			t.Errorf("alert %s: runbook anchor #%s, want #%s", name, runbooks[i][1], strings.ToLower(name))
+		}
+		if !bytes.Contains(ops, []byte("\n### "+name+"\n")) {
+			t.Errorf("alert %s: docs/operations.md has no section \"### %s\"", name, name)
+		}
+	}
+}
+
+// TestDashboardClusterState: a cluster node's stats and metrics show NATS connected, then
+// disconnected when the broker goes away.
+func TestDashboardClusterState(t *testing.T) {
+	b := startNATS(t)
+	s := clusterNode(t, b, "dash-node", pubsub.Config{})
+	d := dashboardStatsOf(t, s, "")
+	if c := d.App.Cluster; c == nil || c.NodeID != "dash-node" || !c.Connected || c.Status != "ok" {
+		t.Fatalf("cluster state %+v", d.App.Cluster)
+	}
+	m := scrapeHTTP(t, s)
+	if m["wsgate_cluster_enabled"] != 1 || m["wsgate_nats_connected"] != 1 || m[`wsgate_node_info{node_id="dash-node"}`] != 1 {
+		t.Fatalf("cluster metrics: enabled %v connected %v", m["wsgate_cluster_enabled"], m["wsgate_nats_connected"])
+	}
+	b.stop()
+	waitFor(t, "NATS disconnected in the stats", func() bool {
+		c := dashboardStatsOf(t, s, "").App.Cluster
+		return !c.Connected && c.Status != "ok" && c.Disconnects >= 1
+	})
+	if m := scrapeHTTP(t, s); m["wsgate_nats_connected"] != 0 || m["wsgate_nats_disconnects_total"] < 1 {
+		t.Fatalf("after the broker stopped: connected %v, disconnects %v", m["wsgate_nats_connected"], m["wsgate_nats_disconnects_total"])
+	}
+}
