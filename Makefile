@@ -4,7 +4,7 @@ BIN     ?= bin
 ARGS    ?=
 FUZZTIME ?= 20s
 
-.PHONY: build run test test-browser stress-test check bench fuzz loadtest compare nats-server bench-cluster million clean
+.PHONY: build run test test-browser stress-test check bench fuzz loadtest compare compare-moderate nats-server bench-cluster million clean
 
 build:
 	$(GO) build -o $(BIN)/wsgate ./cmd/wsgate
@@ -87,6 +87,11 @@ million:
 # Builds wsgate, wsbench and the peer servers and compares them (writes docs/benchmarks.md).
 compare:
 	bash bench/peers/compare.sh
+
+# Server CPU at moderate load (echo at a fixed rate, fan-out at 100 publishes/s), the server
+# pinned to one CPU and the driver to another; see bench/peers/moderate.sh for the knobs.
+compare-moderate:
+	bash bench/peers/moderate.sh
 
 clean:
 	rm -rf $(BIN)

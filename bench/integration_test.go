@@ -285,6 +285,18 @@ func TestPubSubHTTPPublishCountsAddUp(t *testing.T) {
 	res := runConfig(t, cfg)
 	checkPubSub(t, res, 40)
 	eq(t, "server-reported deliveries", res.PubSub.ServerDelivered, res.PubSub.Delivered)
+	// Every answered publish is timed: the call latency covers them all.
+	c := res.PubSub.PublishCallUs
+	if c == nil {
+		t.Fatal("no publish call latency for HTTP publishes")
+	}
+	eq(t, "timed publishes", c.Count, res.PubSub.PublishAcked)
+	if !(c.P50 > 0 && c.P99 >= c.P50 && c.Max >= c.P99) {
+		t.Errorf("publish call latency %+v", *c)
+	}
+	if line := res.SummaryLine(); !strings.Contains(line, "publish_call_p50_us=") {
+		t.Errorf("summary %q lacks the publish call latency", line)
+	}
 }
 
 func TestPubSubHTTPPublishWrongKeyCountsErrors(t *testing.T) {

@@ -36,6 +36,9 @@ type pubCounts struct {
 	Final           []int64          // highest seq acknowledged per channel
 	ErrorReasons    map[string]int64 // Errors by cause
 	Closed          string           // why the publisher's connection closed, "" if it did not
+	// CallLatency is how long an HTTP publish took from the request to its answer (HTTP
+	// publishes only: zero Count for WebSocket publishes).
+	CallLatency Percentiles
 }
 
 type publisher interface {
@@ -259,6 +262,7 @@ type httpPublisher struct {
 	mu      sync.Mutex
 	final   []int64
 	reasons map[string]int64 // errs by cause
+	rtt     Histogram        // POST to answer read, ns, answered publishes (200 and 208); under mu
 }
 
 func newHTTPPublisher(cfg *Config, run string) *httpPublisher {
@@ -309,6 +313,7 @@ func (p *httpPublisher) post(ch int, body []byte) {
 	if p.cfg.APIKey != "" {
 		req.Header.Set("Authorization", "Bearer "+p.cfg.APIKey)
 	}
+	t0 := time.Now()
 	resp, err := p.client.Do(req)
 	if err != nil {
 		p.fail("POST failed: " + transportReason(err))
@@ -319,6 +324,12 @@ func (p *httpPublisher) post(ch int, body []byte) {
 	if err != nil {
 		p.fail(fmt.Sprintf("HTTP %d, reading the body failed: %s", resp.StatusCode, transportReason(err)))
 		return
+	}
+	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusAlreadyReported {
+		rtt := time.Since(t0).Nanoseconds()
+		p.mu.Lock()
+		p.rtt.Record(rtt)
+		p.mu.Unlock()
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -433,6 +444,7 @@ func (p *httpPublisher) counts() pubCounts {
 		Published: p.sent.Load(), Acked: p.acked.Load(), Duplicates: p.dups.Load(),
 		Errors: p.errs.Load(), ServerDelivered: p.delivered.Load(),
 		Final: append([]int64(nil), p.final...), ErrorReasons: maps.Clone(p.reasons),
+		CallLatency: p.rtt.Summary(),
 	}
 }
 

@@ -115,6 +115,10 @@ type PubSubCounts struct {
 	// ServerDelivered sums the "delivered" counts the server reported
 	// for HTTP publishes (0 for WebSocket publishes).
 	ServerDelivered int64 `json:"server_delivered"`
+	// PublishCallUs is the time from an HTTP publish request to its answer
+	// (the publisher's view of the API's latency); nil for WebSocket
+	// publishes.
+	PublishCallUs *Percentiles `json:"publish_call_us,omitempty"`
 	// Expected deliveries: for every subscriber, the messages published
 	// on its channel after its subscription was acknowledged.
 	Expected   int64 `json:"expected"`
@@ -409,6 +413,11 @@ func (r *Result) SummaryLine() string {
 		kv("subscribed", p.Subscribed)
 		kv("published", p.Published)
 		kv("publish_errors", p.PublishErrors)
+		if c := p.PublishCallUs; c != nil {
+			kv("publish_call_p50_us", c.P50)
+			kv("publish_call_p99_us", c.P99)
+			kv("publish_call_max_us", c.Max)
+		}
 		if len(p.PublishErrorReasons) > 0 {
 			kv("publish_error_reasons", describeCounts(p.PublishErrorReasons))
 		}

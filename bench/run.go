@@ -211,6 +211,9 @@ func (s *runState) drain() {
 		s.res.PubSub = &PubSubCounts{Channels: cfg.Channels, Published: pc.Published, PublishAcked: pc.Acked,
 			PublishErrors: pc.Errors, PublishErrorReasons: pc.ErrorReasons, PublisherClosed: pc.Closed, PublishDuplicates: pc.Duplicates,
 			ServerDelivered: pc.ServerDelivered, Final: pc.Final}
+		if pc.CallLatency.Count > 0 {
+			s.res.PubSub.PublishCallUs = &pc.CallLatency
+		}
 	}
 	s.phase = "drain"
 	s.sendAll(stop)

@@ -158,7 +158,17 @@ type Loop struct {
 	busy         int64             // BusyNanos, loop goroutine's copy
 	winStart     int64             // start of the busy-ratio window being measured
 	winBusy      int64             // busy at winStart
+	lastYield    int64             // loop clock when the loop last went through the Go scheduler
+	yield        func()            // runtime.Gosched; tests count the calls
 }
+
+// yieldEvery bounds how long a loop goes without passing through the Go scheduler. A goroutine
+// that the scheduler has not seen for 10 ms (the runtime's forcePreemptNS) is treated by sysmon
+// as running too long: sysmon then takes its P whenever it finds it in a system call (the
+// blocking epoll_wait), hands the P to another thread, and keeps polling every 20 µs, so every
+// pass ends with thread hand-offs, futex wake-ups and preemption signals. A loop that yields
+// before blocking at least this often keeps its P across epoll_wait while other Ps are idle.
+const yieldEvery = 5 * time.Millisecond
 
 // NewLoop creates the epoll instance and eventfd. The caller must Run the loop (which frees
 // them when it returns) or call Stop and Run.
@@ -172,7 +182,8 @@ func NewLoop(cfg LoopConfig) (*Loop, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	l := &Loop{cfg: cfg, lfd: cfg.ListenFD, log: cfg.Logger.With("loop", cfg.Index), done: make(chan struct{})}
+	l := &Loop{cfg: cfg, lfd: cfg.ListenFD, log: cfg.Logger.With("loop", cfg.Index), done: make(chan struct{}),
+		yield: runtime.Gosched}
 	if cfg.Now != nil {
 		l.now = cfg.Now
 	} else {
@@ -321,6 +332,13 @@ func (l *Loop) pass() error {
 		}
 	}
 	l.wakeAt = 0
+	if timeout != 0 {
+		// About to block: the moment to let the scheduler see this goroutine (yieldEvery).
+		if now := l.now(); now-l.lastYield >= int64(yieldEvery) {
+			l.lastYield = now
+			l.yield()
+		}
+	}
 	n, err := unix.EpollWait(l.epfd, l.events, timeout)
 	if err != nil && !errors.Is(err, unix.EINTR) {
 		return fmt.Errorf("loop %d: epoll_wait: %w", l.cfg.Index, err)

@@ -384,3 +384,47 @@ func TestRequeue(t *testing.T) {
 	}
 	l.Post(func() { l.Close(p[0]) })
 }
+
+// TestLoopYieldsBeforeBlocking: a loop passes through the Go scheduler before a blocking
+// epoll_wait at least every yieldEvery of its clock (so that sysmon does not treat it as a
+// goroutine running too long and take its P at every epoll_wait), and never before a pass that
+// does not block.
+func TestLoopYieldsBeforeBlocking(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(int64(time.Hour))
+	l, err := NewLoop(LoopConfig{ListenFD: -1, Now: clock.Load})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		l.Stop()
+		l.Run(&recorder{l: l})
+	}()
+	yields := 0
+	l.yield = func() { yields++ }
+	l.h = &recorder{l: l}
+	// A timer 1 ms ahead makes every pass block for about 1 ms (epoll_wait's timeout).
+	var tm Timer
+	fired := 0
+	tm.Init(func(int64) { fired++ })
+	for i := range 20 {
+		clock.Add(int64(time.Millisecond))
+		l.wheel.Schedule(&tm, clock.Load()+int64(time.Millisecond))
+		if err := l.pass(); err != nil {
+			t.Fatal(err)
+		}
+		if want := i/int(yieldEvery/time.Millisecond) + 1; yields != want {
+			t.Fatalf("after %d passes (%d ms of loop clock) %d yields, want %d", i+1, i+1, yields, want)
+		}
+	}
+	// A pass that does not block (reads requeued: timeout 0) does not yield.
+	before := yields
+	clock.Add(int64(10 * yieldEvery))
+	l.again = append(l.again, unix.EpollEvent{Fd: -1})
+	if err := l.pass(); err != nil {
+		t.Fatal(err)
+	}
+	if yields != before {
+		t.Fatalf("a non-blocking pass yielded")
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"log/slog"
+	"runtime"
 
 	"github.com/wsgate/wsgate"
 	"github.com/wsgate/wsgate/sysctl"
@@ -17,6 +18,27 @@ func sysctlMain(args []string, stdout, stderr io.Writer) int {
 // the listeners from binding (see prepareHostAt). It never fails the start.
 func prepareHost(cfg *wsgate.Config, log *slog.Logger) {
 	prepareHostAt(cfg, log, sysctl.DefaultRoot)
+}
+
+// spareP gives the Go runtime one P (scheduler processor) more than the server has event loops,
+// unless GOMAXPROCS is set in the environment (then the operator's number stands). A loop blocks
+// in epoll_wait holding its P in a system call; when every P is held that way, the runtime's
+// sysmon takes the P away from each blocked loop within 20 µs so that some other goroutine could
+// run, and every pass of every loop then pays thread hand-offs and futex wake-ups on its way back.
+// With one idle P the loops keep theirs, and the HTTP API, NATS and the garbage collector run on
+// the spare one. It fills in cfg.Loops' default (one per P) before raising the count, so the
+// spare P does not become one more loop. Main goroutine, before the server is created.
+func spareP(cfg *wsgate.Config, getenv func(string) string, log *slog.Logger) {
+	if cfg.Loops <= 0 {
+		cfg.Loops = runtime.GOMAXPROCS(0)
+	}
+	if getenv("GOMAXPROCS") != "" {
+		return
+	}
+	if p := runtime.GOMAXPROCS(0); p <= cfg.Loops {
+		runtime.GOMAXPROCS(cfg.Loops + 1)
+		log.Debug("GOMAXPROCS raised to one more than the event loops", "loops", cfg.Loops, "from", p, "to", cfg.Loops+1)
+	}
 }
 
 // prepareHostAt is prepareHost reading the sysctls under root (tests pass a fake tree). A host

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -121,5 +122,46 @@ func TestDefaultListenPortsAreReservedByProfile(t *testing.T) {
 	cfg := wsgate.Config{Addr: fs.Lookup("addr").DefValue, AdminAddr: fs.Lookup("admin-addr").DefValue}
 	if warn := hostWarnings(t, cfg, root); len(warn) != 0 {
 		t.Errorf("with the profile's reserved ports %q: %q", reserved, warn)
+	}
+}
+
+// TestSpareP: the loops' default is taken before GOMAXPROCS is raised to one more than the
+// loops, and a GOMAXPROCS from the environment is left alone.
+func TestSpareP(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	noEnv := func(string) string { return "" }
+
+	runtime.GOMAXPROCS(2)
+	cfg := wsgate.Config{}
+	spareP(&cfg, noEnv, log)
+	if cfg.Loops != 2 || runtime.GOMAXPROCS(0) != 3 {
+		t.Fatalf("default loops: loops %d, GOMAXPROCS %d; want 2 and 3", cfg.Loops, runtime.GOMAXPROCS(0))
+	}
+
+	runtime.GOMAXPROCS(2)
+	cfg = wsgate.Config{Loops: 4}
+	spareP(&cfg, noEnv, log)
+	if cfg.Loops != 4 || runtime.GOMAXPROCS(0) != 5 {
+		t.Fatalf("4 loops: loops %d, GOMAXPROCS %d; want 4 and 5", cfg.Loops, runtime.GOMAXPROCS(0))
+	}
+
+	runtime.GOMAXPROCS(8)
+	cfg = wsgate.Config{Loops: 2}
+	spareP(&cfg, noEnv, log)
+	if runtime.GOMAXPROCS(0) != 8 {
+		t.Fatalf("GOMAXPROCS already above the loops was changed to %d", runtime.GOMAXPROCS(0))
+	}
+
+	runtime.GOMAXPROCS(2)
+	cfg = wsgate.Config{}
+	spareP(&cfg, func(k string) string {
+		if k == "GOMAXPROCS" {
+			return "2"
+		}
+		return ""
+	}, log)
+	if cfg.Loops != 2 || runtime.GOMAXPROCS(0) != 2 {
+		t.Fatalf("GOMAXPROCS from the environment: loops %d, GOMAXPROCS %d; want 2 and 2", cfg.Loops, runtime.GOMAXPROCS(0))
 	}
 }

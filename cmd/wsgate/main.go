@@ -221,6 +221,7 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 	}
 	o.cfg.APIKey = o.pubsub.APIKey // the dashboard's data is behind the same key as the API
 	prepareHost(&o.cfg, logger)
+	spareP(&o.cfg, os.Getenv, logger)
 	srv, err := wsgate.New(o.cfg)
 	if err != nil {
 		fmt.Fprintln(stderr, "wsgate:", err)

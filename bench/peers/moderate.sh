@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# moderate.sh: server CPU at the moderate load most servers live at, wsgate against its peers in
+# one run (`make compare-moderate`). Each server is pinned to SERVER_CPU with taskset and wsbench
+# to DRIVER_CPU, so the server's CPU time is its own and the driver never starves it. Two
+# scenarios, each on a fresh server process:
+#   echo     ECHO_CONNS connections echoing ECHO_SIZE-byte messages at a fixed ECHO_RATE msgs/s
+#            in total (wsbench echo -rate): server CPU per message;
+#   fanout   SUBS subscribers of one channel, PUB_RATE publishes/s (wsbench pubsub): server CPU
+#            per delivery, publish-to-delivery latency; wsgate is published to through its HTTP
+#            API (-publish-url, so the publish call's own latency is measured too), the peers
+#            through their WebSocket publish op (they have no HTTP API).
+# The order of servers rotates each round; the table gives every round and the median.
+#
+# Environment (defaults in brackets):
+#   SERVERS ["wsgate gnet"]  any of wsgate gorilla gws nbio gnet, and wsgate-base when
+#                            WSGATE_BASE is set
+#   WSGATE_BASE []           another wsgate binary (e.g. built from an older commit), run as the
+#                            server "wsgate-base" for before/after comparisons
+#   ROUNDS [3]  SERVER_CPU [1]  DRIVER_CPU [0]  DURATION [10s]
+#   ECHO_CONNS [1000] ECHO_RATE [20000] ECHO_SIZE [64]  SUBS [1000] PUB_RATE [100]
+#   NICE [0]                 nice value for the server and wsbench (e.g. -20, as root, so that
+#                            other work on a shared machine does not take their CPUs)
+#   RESULTS_DIR [bench/peers/results/moderate-<UTC time>]  wsbench JSON and the table (table.md)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+
+SERVERS=${SERVERS:-"wsgate gnet"}
+WSGATE_BASE=${WSGATE_BASE:-}
+ROUNDS=${ROUNDS:-3}
+SERVER_CPU=${SERVER_CPU:-1}
+DRIVER_CPU=${DRIVER_CPU:-0}
+DURATION=${DURATION:-10s}
+ECHO_CONNS=${ECHO_CONNS:-1000}
+ECHO_RATE=${ECHO_RATE:-20000}
+ECHO_SIZE=${ECHO_SIZE:-64}
+SUBS=${SUBS:-1000}
+PUB_RATE=${PUB_RATE:-100}
+NICE=${NICE:-0}
+RESULTS_DIR=${RESULTS_DIR:-bench/peers/results/moderate-$(date -u +%Y%m%dT%H%M%SZ)}
+HOST=127.0.0.1
+
+log() { printf '[moderate %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() {
+	log "$*"
+	exit 1
+}
+
+command -v taskset >/dev/null || die "taskset is missing (Debian: util-linux)"
+ncpu=$(nproc)
+((SERVER_CPU < ncpu && DRIVER_CPU < ncpu)) || die "SERVER_CPU=$SERVER_CPU or DRIVER_CPU=$DRIVER_CPU: this host has CPUs 0-$((ncpu - 1))"
+[[ $SERVER_CPU != "$DRIVER_CPU" ]] || die "SERVER_CPU and DRIVER_CPU must differ"
+[[ -z $WSGATE_BASE || -x $WSGATE_BASE ]] || die "WSGATE_BASE=$WSGATE_BASE is not an executable"
+
+BIN=$(mktemp -d "${TMPDIR:-/tmp}/wsgate-moderate.XXXXXX")
+mkdir -p "$RESULTS_DIR" "$BIN/logs"
+SERVER_PID=
+cleanup() {
+	if [[ -n $SERVER_PID ]]; then
+		kill -TERM "$SERVER_PID" 2>/dev/null || true
+		wait "$SERVER_PID" 2>/dev/null || true
+	fi
+	rm -rf "$BIN"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "building into $BIN"
+go build -o "$BIN/wsgate" ./cmd/wsgate
+go build -o "$BIN/wsbench" ./cmd/wsbench
+for name in $SERVERS; do
+	case $name in
+	wsgate) ;;
+	wsgate-base)
+		[[ -n $WSGATE_BASE ]] || die "SERVERS names wsgate-base but WSGATE_BASE is not set"
+		cp "$WSGATE_BASE" "$BIN/wsgate-base"
+		;;
+	gorilla | gws | nbio | gnet) (cd "bench/peers/$name" && go build -o "$BIN/$name" .) ;;
+	*) die "unknown server $name" ;;
+	esac
+done
+
+# free_port prints a loopback port nothing listens on, above the ephemeral range when possible.
+free_port() {
+	local lo hi p i
+	read -r lo hi </proc/sys/net/ipv4/ip_local_port_range
+	for ((i = 0; i < 200; i++)); do
+		if ((hi < 65000)); then p=$((hi + 1 + RANDOM % (65535 - hi))); else p=$((1024 + RANDOM % (lo - 1024))); fi
+		[[ -z $(ss -Htln "sport = :$p") ]] && echo "$p" && return 0
+	done
+	die "no free port"
+}
+
+# start NAME MODE TAG: starts NAME pinned to SERVER_CPU serving MODE; sets SERVER_PID, PORT, ADMIN.
+start() {
+	local name=$1 mode=$2 tag=$3 i cmd
+	PORT=$(free_port)
+	ADMIN=$(free_port)
+	case $name in
+	wsgate | wsgate-base)
+		if [[ $mode == echo ]]; then
+			cmd=("$BIN/$name" -mode echo -addr "$HOST:$PORT" -admin-addr "")
+		else
+			cmd=("$BIN/$name" -mode pubsub -addr "$HOST:$PORT" -admin-addr "$HOST:$ADMIN")
+		fi
+		;;
+	*) cmd=("$BIN/$name" -mode "$mode" -addr "$HOST:$PORT") ;;
+	esac
+	nice -n "$NICE" taskset -c "$SERVER_CPU" "${cmd[@]}" >"$BIN/logs/$tag.log" 2>&1 &
+	SERVER_PID=$!
+	for ((i = 0; i < 300; i++)); do
+		kill -0 "$SERVER_PID" 2>/dev/null || die "$name exited while starting: $(tail -n 5 "$BIN/logs/$tag.log")"
+		if (exec 3<>"/dev/tcp/$HOST/$PORT") 2>/dev/null; then
+			if [[ $mode == pubsub && $name == wsgate* ]]; then
+				(exec 3<>"/dev/tcp/$HOST/$ADMIN") 2>/dev/null || { sleep 0.1; continue; }
+			fi
+			return 0
+		fi
+		sleep 0.1
+	done
+	die "$name did not accept on $HOST:$PORT within 30 s"
+}
+
+stop() {
+	kill -TERM "$SERVER_PID" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$SERVER_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$SERVER_PID" 2>/dev/null || true
+	wait "$SERVER_PID" 2>/dev/null || true
+	SERVER_PID=
+}
+
+# kv LINE KEY prints KEY's value in a wsbench summary line ("" when absent).
+kv() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
+
+ROWS=$BIN/rows.tsv
+: >"$ROWS"
+read -ra names <<<"$SERVERS"
+n=${#names[@]}
+for ((round = 1; round <= ROUNDS; round++)); do
+	for ((k = 0; k < n; k++)); do
+		name=${names[$(((round - 1 + k) % n))]}
+		for sc in echo fanout; do
+			tag=$sc-$name-$round
+			mode=echo
+			[[ $sc == fanout ]] && mode=pubsub
+			start "$name" "$mode" "$tag"
+			common=(-url "ws://$HOST:$PORT/" -procs 1 -server-pid "$SERVER_PID" -label "$name" -json "$RESULTS_DIR/$tag.json")
+			if [[ $sc == echo ]]; then
+				drv=("$BIN/wsbench" echo -conns "$ECHO_CONNS" -rate "$ECHO_RATE" -size "$ECHO_SIZE" -duration "$DURATION" "${common[@]}")
+			else
+				drv=("$BIN/wsbench" pubsub -conns "$SUBS" -channels 1 -publish-rate "$PUB_RATE" -duration "$DURATION" "${common[@]}")
+				[[ $name == wsgate* ]] && drv+=(-publish-url "http://$HOST:$ADMIN/api/publish")
+			fi
+			log "$tag: nice -n $NICE taskset -c $DRIVER_CPU ${drv[*]#"$BIN/"}"
+			line=$(nice -n "$NICE" taskset -c "$DRIVER_CPU" "${drv[@]}" 2>"$BIN/logs/$tag.wsbench.log" | tail -n 1) || die "$tag: wsbench failed: $(tail -n 5 "$BIN/logs/$tag.wsbench.log")"
+			stop
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$name" "$round" "$(kv "$line" throughput)" \
+				"$(kv "$line" cpu_us_per_op)" "$(kv "$line" p50_us)" "$(kv "$line" publish_call_p50_us)" \
+				"$(kv "$line" lost)" >>"$ROWS"
+			log "$tag: $line"
+		done
+	done
+done
+
+# The table: every round, then the median of the rounds, per scenario and server.
+{
+	echo "| scenario | server | rounds: server CPU µs per op | median CPU µs/op | median throughput | median p50 latency µs | median publish call p50 µs | lost |"
+	echo "|---|---|---|---:|---:|---:|---:|---:|"
+	for sc in echo fanout; do
+		for name in "${names[@]}"; do
+			awk -F'\t' -v sc="$sc" -v name="$name" '
+			function median(a, m,   i, j, t) {
+				for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+				return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+			}
+			$1 == sc && $2 == name {
+				m++; cpu[m] = $5; tp[m] = $4; lat[m] = $6; call[m] = ($7 == "" ? 0 : $7); lost += $8
+				list = list (list == "" ? "" : " / ") $5
+			}
+			END {
+				if (m == 0) exit
+				c = (sc == "fanout" && name ~ /^wsgate/) ? sprintf("%.0f", median(call, m)) : "-"
+				printf "| %s | %s | %s | %.2f | %.0f | %.0f | %s | %d |\n", sc, name, list, median(cpu, m), median(tp, m), median(lat, m), c, lost
+			}' "$ROWS"
+		done
+	done
+} | tee "$RESULTS_DIR/table.md"
+log "results in $RESULTS_DIR"
