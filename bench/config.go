@@ -66,6 +66,12 @@ type Config struct {
 	PublishURL string `json:"publish_url,omitempty"`
 	// APIKey is sent as "Authorization: Bearer" with HTTP publishes.
 	APIKey string `json:"-"`
+	// Tokens are the connection tokens (-token, -token-file): connection i
+	// sends Tokens[i % len(Tokens)] as "Authorization: Bearer". Never
+	// written to results.
+	Tokens []string `json:"-"`
+	// Auth records that the run presented tokens (results and reports).
+	Auth bool `json:"auth,omitempty"`
 	// ServerPIDs are sampled for CPU and RSS from /proc and added up: the
 	// server's processes (several for a cluster of nodes on one host).
 	ServerPIDs []int `json:"server_pids,omitempty"`

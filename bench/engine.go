@@ -23,6 +23,10 @@ type EngineConfig struct {
 	Path string
 	// Header holds extra request header lines, each ending in "\r\n".
 	Header string
+	// Tokens, when set, are sent as "Authorization: Bearer": connection
+	// with global ID i sends Tokens[i % len(Tokens)] (a token file of many
+	// users spreads them over the connections).
+	Tokens []string
 	// Src spreads connections over source addresses by ID (see SrcRange.At);
 	// the zero range leaves the choice to the kernel.
 	Src SrcRange

@@ -51,8 +51,9 @@ func acceptFor(key []byte) (acc [28]byte) {
 // appendUpgradeRequest appends the client's opening handshake (RFC 6455 4.1)
 // for host (the Host header, with port when not default) and path (request
 // target with query) to dst. extra is zero or more complete header lines,
-// each ending in "\r\n".
-func appendUpgradeRequest(dst []byte, host, path string, key []byte, extra string) []byte {
+// each ending in "\r\n"; token, when not empty, is sent as
+// "Authorization: Bearer <token>".
+func appendUpgradeRequest(dst []byte, host, path string, key []byte, extra, token string) []byte {
 	dst = append(dst, "GET "...)
 	dst = append(dst, path...)
 	dst = append(dst, " HTTP/1.1\r\nHost: "...)
@@ -61,6 +62,11 @@ func appendUpgradeRequest(dst []byte, host, path string, key []byte, extra strin
 	dst = append(dst, key...)
 	dst = append(dst, "\r\n"...)
 	dst = append(dst, extra...)
+	if token != "" {
+		dst = append(dst, "Authorization: Bearer "...)
+		dst = append(dst, token...)
+		dst = append(dst, "\r\n"...)
+	}
 	dst = append(dst, "\r\n"...)
 	return dst
 }

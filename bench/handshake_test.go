@@ -27,14 +27,14 @@ func TestAcceptForRFCExample(t *testing.T) {
 
 // TestUpgradeRequestIsValidHTTP reads the request back with net/http.
 func TestUpgradeRequestIsValidHTTP(t *testing.T) {
-	b := appendUpgradeRequest(nil, "example.com:8080", "/chat?x=1", []byte(rfcKey), "Authorization: Bearer k\r\n")
+	b := appendUpgradeRequest(nil, "example.com:8080", "/chat?x=1", []byte(rfcKey), "X-Extra: 1\r\n", "k")
 	req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(b)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	checks := map[string]string{
 		"Upgrade": "websocket", "Connection": "Upgrade", "Sec-Websocket-Version": "13",
-		"Sec-Websocket-Key": rfcKey, "Authorization": "Bearer k",
+		"Sec-Websocket-Key": rfcKey, "Authorization": "Bearer k", "X-Extra": "1",
 	}
 	for k, v := range checks {
 		if got := req.Header.Get(k); got != v {

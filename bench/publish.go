@@ -119,7 +119,7 @@ func (p *wsPublisher) connect(ctx context.Context) error {
 	}
 	p.e, err = NewEngine(EngineConfig{
 		Addr: tg.addr, Port: tg.port, Host: tg.host, Path: tg.path,
-		Loops: 1, Slots: 1, HandshakeTimeout: p.cfg.Timeout, Tick: time.Millisecond,
+		Loops: 1, Slots: 1, HandshakeTimeout: p.cfg.Timeout, Tick: time.Millisecond, Tokens: p.cfg.Tokens,
 	}, p)
 	if err != nil {
 		return err

@@ -42,7 +42,7 @@ func (s *runState) startWorkers(ctx context.Context, loops int) error {
 		if i < cfg.Conns%procs {
 			n++
 		}
-		spec := WorkerSpec{Config: cfg, APIKey: cfg.APIKey, Index: i, Workers: procs, SlotBase: base, Slots: n, Loops: loops}
+		spec := WorkerSpec{Config: cfg, APIKey: cfg.APIKey, Tokens: cfg.Tokens, Index: i, Workers: procs, SlotBase: base, Slots: n, Loops: loops}
 		base += n
 		var w *worker
 		var err error

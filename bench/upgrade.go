@@ -17,7 +17,11 @@ func (c *Conn) connected() {
 	c.key = makeKey(nonce)
 	c.state = stHandshake
 	cfg := &l.e.cfg
-	l.wbuf = appendUpgradeRequest(l.wbuf[:0], cfg.Host, cfg.Path, c.key[:], cfg.Header)
+	var token string
+	if n := len(cfg.Tokens); n > 0 {
+		token = cfg.Tokens[c.ID()%n]
+	}
+	l.wbuf = appendUpgradeRequest(l.wbuf[:0], cfg.Host, cfg.Path, c.key[:], cfg.Header, token)
 	c.write(l.wbuf)
 }
 

@@ -30,7 +30,8 @@ import (
 // coordinator, sent once, immutable in the worker.
 type WorkerSpec struct {
 	Config   Config `json:"config"`
-	APIKey   string `json:"api_key,omitempty"` // Config.APIKey is not serialised
+	APIKey   string   `json:"api_key,omitempty"` // Config.APIKey is not serialised
+	Tokens   []string `json:"tokens,omitempty"`  // Config.Tokens is not serialised
 	Index    int    `json:"index"`
 	Workers  int    `json:"workers"`
 	SlotBase int    `json:"slot_base"`
@@ -98,6 +99,7 @@ func newWorkerRun(ctx context.Context, spec WorkerSpec, emit func(workerMsg)) (*
 	w := &workerRun{cfg: spec.Config, spec: spec, emit: emit}
 	cfg := &w.cfg
 	cfg.APIKey = spec.APIKey
+	cfg.Tokens = spec.Tokens
 	tg, err := resolveTarget(ctx, cfg.URL)
 	if err != nil {
 		return nil, err
@@ -126,6 +128,7 @@ func newWorkerRun(ctx context.Context, spec WorkerSpec, emit func(workerMsg)) (*
 		Slots:            spec.Slots,
 		SlotBase:         spec.SlotBase,
 		HandshakeTimeout: cfg.Timeout,
+		Tokens:           cfg.Tokens,
 	}
 	if cfg.Scenario == ScenarioEcho && cfg.MsgRate > 0 {
 		ecfg.Tick = time.Millisecond

@@ -155,6 +155,27 @@ func runScenario(name string, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// readTokens reads a file of tokens, one per line (blank lines and lines
+// starting with # are skipped).
+func readTokens(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var toks []string
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		toks = append(toks, line)
+	}
+	if len(toks) == 0 {
+		return nil, fmt.Errorf("%s holds no token", path)
+	}
+	return toks, nil
+}
+
 // scenarioFlags defines scenario name's flags on a new FlagSet that writes
 // into cfg, whose values are the defaults; strict is -strict.
 func scenarioFlags(name string, cfg *bench.Config, stderr io.Writer) (fs *flag.FlagSet, strict *bool) {
@@ -181,6 +202,21 @@ func scenarioFlags(name string, cfg *bench.Config, stderr io.Writer) (fs *flag.F
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "connect plus handshake timeout per connection")
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "longest wait for in-flight messages after the measured phase")
 	strict = fs.Bool("strict", false, "exit with status 3 if any connection failed or any message was lost, duplicated or corrupted")
+	fs.Func("token", "connection `token` (JWT) sent by every connection as \"Authorization: Bearer\" (a server with -jwt-secret or -jwt-public-key)", func(v string) error {
+		if v = strings.TrimSpace(v); v == "" {
+			return errors.New("empty token")
+		}
+		cfg.Tokens, cfg.Auth = []string{v}, true
+		return nil
+	})
+	fs.Func("token-file", "`FILE` of connection tokens, one per line: connection i sends line i % lines (many users)", func(path string) error {
+		toks, err := readTokens(path)
+		if err != nil {
+			return err
+		}
+		cfg.Tokens, cfg.Auth = toks, true
+		return nil
+	})
 	switch name {
 	case bench.ScenarioConnect:
 		fs.Float64Var(&cfg.DialRate, "rate", cfg.DialRate, "connections per second (0: unpaced)")

@@ -519,3 +519,44 @@ func TestServerPIDListAddsUp(t *testing.T) {
 		t.Fatalf("bad pid list: exit %d, %q", code, stderr.String())
 	}
 }
+
+// TestAgainstWsgateWithTokens: against a wsgate that requires tokens, wsbench
+// sends the tokens of -token-file (from `wsgate token`, two users) from every
+// worker process and the pub/sub run is complete; without a token every
+// upgrade is refused with 401, which -strict reports.
+func TestAgainstWsgateWithTokens(t *testing.T) {
+	wsgate, wsbench := buildBinaries(t)
+	const secret = "a test secret of thirty-two bytes+"
+	srv := startWsgate(t, wsgate, "-mode", "pubsub", "-client-publish", "-jwt-secret", secret,
+		"-admin-addr", "", "-ping-interval", "1s", "-pong-misses", "10")
+	var lines []string
+	for _, sub := range []string{"1", "2"} {
+		cmd := exec.Command(wsgate, "token", "-sub", sub, "-channels", "wsbench-*", "-publish", "wsbench-*", "-ttl", "1h")
+		cmd.Env = append(wsgateFreeEnv(), "WSGATE_JWT_SECRET="+secret)
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("wsgate token: %v", err)
+		}
+		lines = append(lines, strings.TrimSpace(string(out)))
+	}
+	file := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(file, []byte("# two users\n"+strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := runWsbench(t, wsbench, "pubsub", "-url", srv.URL, "-conns", "200", "-procs", "2", "-channels", "4",
+		"-publish-rate", "200", "-duration", "1s", "-token-file", file)
+	eq(t, "subscribed", r.PubSub.Subscribed, int64(200))
+	eq(t, "lost", r.PubSub.Lost, 0)
+	if r.PubSub.Delivered == 0 || !r.Config.Auth {
+		t.Fatalf("delivered %d, auth recorded %v", r.PubSub.Delivered, r.Config.Auth)
+	}
+	code, stdout, _ := runWsbenchCode(t, wsbench, "connect", "-url", srv.URL, "-conns", "5", "-rate", "0",
+		"-hold", "0s", "-strict")
+	eq(t, "exit code without a token", code, exitUnusable)
+	if !strings.Contains(stdout, "HTTP 401") {
+		t.Errorf("summary lacks the 401s: %s", stdout)
+	}
+	code, _, _ = runWsbenchCode(t, wsbench, "connect", "-url", srv.URL, "-conns", "5", "-rate", "0",
+		"-hold", "0s", "-strict", "-token", lines[0])
+	eq(t, "exit code with -token", code, exitOK)
+}
