@@ -1,6 +1,7 @@
 package wsgate
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -8,9 +9,11 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -482,5 +485,44 @@ func readMessage(c *sub) msg {
 		if m := c.read(); m.Op != "subscribed" {
 			return m
 		}
+	}
+}
+
+// lockedBuffer is a log sink the loops write to while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestAuthRefusalDebugLog: at debug level a refused token is logged with its reason, never
+// with the token itself.
+func TestAuthRefusalDebugLog(t *testing.T) {
+	var logs lockedBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s, _ := authServer(t, nil, auth.Config{Secret: authSecret}, pubsub.Config{Logger: log})
+	tok := mint(t, authSecret, auth.Mint{Sub: "42", Expires: time.Now().Add(-time.Minute)})
+	if status, _ := refusedStatus(t, s, "/feed?token="+tok, ""); status != 401 {
+		t.Fatalf("status %d", status)
+	}
+	out := logs.String()
+	if !strings.Contains(out, "handshake refused: token") || !strings.Contains(out, "reason=expired") ||
+		!strings.Contains(out, "path=/feed") {
+		t.Fatalf("log lacks the refusal: %s", out)
+	}
+	sig := tok[strings.LastIndexByte(tok, '.')+1:]
+	if strings.Contains(out, sig) || strings.Contains(out, tok[:20]) {
+		t.Fatalf("the log contains the token: %s", out)
 	}
 }
