@@ -43,7 +43,12 @@ func ParseOrigins(list string, require bool) (*Origins, error) {
 }
 
 func parseOriginPattern(s string) (originPattern, error) {
-	scheme, host, ok := strings.Cut(strings.ToLower(s), "://")
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return originPattern{}, fmt.Errorf("allowed origin %q: only printable ASCII (write international hosts in punycode, as browsers send them)", s)
+		}
+	}
+	scheme, host, ok := strings.Cut(asciiLower(s), "://")
 	if !ok || scheme == "" || host == "" || strings.ContainsAny(host, "/?#@ ") {
 		return originPattern{}, fmt.Errorf("allowed origin %q: want scheme://host[:port], e.g. https://*.example.com", s)
 	}
@@ -59,6 +64,17 @@ func parseOriginPattern(s string) (originPattern, error) {
 		p.prefix, p.tail, p.star = host[:i], host[i+1:], true
 	}
 	return p, nil
+}
+
+// asciiLower lowers ASCII letters only (Origin comparisons are ASCII case-insensitive).
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // stripDefaultPort drops ":80" from an http host and ":443" from an https one (also ws, wss).

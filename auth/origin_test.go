@@ -1,6 +1,9 @@
 package auth
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestOrigins(t *testing.T) {
 	o, err := ParseOrigins("https://*.example.com, https://app.test:8443 ,http://LOCALHOST:80", false)
@@ -40,9 +43,39 @@ func TestOrigins(t *testing.T) {
 	if !none.Allowed([]byte("https://x"), true) || none.Enabled() {
 		t.Fatal("no list allows everything")
 	}
-	for _, bad := range []string{"example.com", "https://", "https://a*b*c", "https://x.com:*", "https://x.com/path"} {
+	for _, bad := range []string{"example.com", "https://bücher.de", "https://", "https://a*b*c", "https://x.com:*", "https://x.com/path"} {
 		if _, err := ParseOrigins(bad, false); err == nil {
 			t.Errorf("ParseOrigins(%q) accepted", bad)
 		}
 	}
+}
+
+// FuzzOrigins: any allow-list either fails to parse or matches any Origin without panicking; an
+// entry without '*' allows exactly itself, in any ASCII case.
+func FuzzOrigins(f *testing.F) {
+	f.Add("https://*.example.com", "https://a.example.com")
+	f.Add("http://localhost:3000", "http://LOCALHOST:3000")
+	f.Add("https://x.com:443", "https://x.com")
+	f.Add("a://*", "a://:")
+	f.Add("https://*.b", "null")
+	f.Fuzz(func(t *testing.T, list, origin string) {
+		o, err := ParseOrigins(list, false)
+		if err != nil {
+			return
+		}
+		o.Allowed([]byte(origin), true)
+		entry := strings.TrimSpace(list)
+		if strings.ContainsAny(entry, "*,") || entry == "" || len(o.list) != 1 {
+			return
+		}
+		upper := []byte(entry)
+		for i, c := range upper {
+			if 'a' <= c && c <= 'z' {
+				upper[i] = c - ('a' - 'A')
+			}
+		}
+		if !o.Allowed(upper, true) || !o.Allowed([]byte(entry), true) {
+			t.Fatalf("%q does not allow itself", entry)
+		}
+	})
 }

@@ -83,3 +83,23 @@ func FuzzValidChannel(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRequestToken: finding the token in any request target never panics, and a plain
+// "token=" parameter (no escapes) comes back byte for byte wherever it sits in the query.
+func FuzzRequestToken(f *testing.F) {
+	f.Add("/?token=abc.def.ghi", "x")
+	f.Add("/ws?a=1&token=a%2Eb&b=2", "t")
+	f.Add("ws://h/p?token=", "")
+	f.Add("/?token=%zz", "y")
+	f.Add("/?&&token=a+b", "z.y")
+	f.Fuzz(func(t *testing.T, uri, tok string) {
+		requestToken(&frame.Request{URI: []byte(uri)})
+		if strings.ContainsAny(tok, "&%+#? ") || strings.Contains(uri, "token=") || strings.ContainsAny(uri, "?#") {
+			return
+		}
+		target := uri + "?x=1&token=" + tok + "&y=2"
+		if got := requestToken(&frame.Request{URI: []byte(target)}); got != tok {
+			t.Fatalf("requestToken(%q) = %q, want %q", target, got, tok)
+		}
+	})
+}

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/conn"
 )
 
 // Subscribers hold *conn.Conn only to write to them; these tests use nil connections and check
@@ -105,5 +107,33 @@ func TestSubscribeTwiceAndSeq(t *testing.T) {
 	}
 	if s.Unsubscribe(a, "x") || s.Unsubscribe(b, "nope") {
 		t.Fatal("unsubscribe of something not subscribed reported success")
+	}
+}
+
+// TestEachVisitsAChannelsSubscribers: Each calls back once per subscriber of the channel on the
+// loop, and never for other channels' subscribers.
+func TestEachVisitsAChannelsSubscribers(t *testing.T) {
+	s := NewSubscribers(NewTable(TableConfig{}), 0)
+	subs := make([]*Subs, 5)
+	for i := range subs {
+		subs[i] = &Subs{}
+		name := "#42"
+		if i == 4 {
+			name = "#7"
+		}
+		s.Subscribe(nil, subs[i], name, nil)
+		s.Subscribe(nil, subs[i], "news", nil)
+	}
+	count := func(name string) int {
+		n := 0
+		s.Each(name, func(*conn.Conn) { n++ })
+		return n
+	}
+	if a, b, c, d := count("#42"), count("#7"), count("news"), count("nobody"); a != 4 || b != 1 || c != 5 || d != 0 {
+		t.Fatalf("Each visited #42 %d, #7 %d, news %d, nobody %d times; want 4, 1, 5, 0", a, b, c, d)
+	}
+	s.Unsubscribe(subs[0], "#42")
+	if n := count("#42"); n != 3 {
+		t.Fatalf("after an unsubscribe Each visited %d, want 3", n)
 	}
 }
