@@ -29,14 +29,14 @@ import (
 // WorkerSpec is the coordinator's instruction to one worker: built by the
 // coordinator, sent once, immutable in the worker.
 type WorkerSpec struct {
-	Config   Config `json:"config"`
+	Config   Config   `json:"config"`
 	APIKey   string   `json:"api_key,omitempty"` // Config.APIKey is not serialised
 	Tokens   []string `json:"tokens,omitempty"`  // Config.Tokens is not serialised
-	Index    int    `json:"index"`
-	Workers  int    `json:"workers"`
-	SlotBase int    `json:"slot_base"`
-	Slots    int    `json:"slots"`
-	Loops    int    `json:"loops"`
+	Index    int      `json:"index"`
+	Workers  int      `json:"workers"`
+	SlotBase int      `json:"slot_base"`
+	Slots    int      `json:"slots"`
+	Loops    int      `json:"loops"`
 }
 
 type ctlMsg struct {
