@@ -147,7 +147,7 @@ func TestMetricsTimingWheels(t *testing.T) {
 	s := metricsServer(t, origin)
 	timers := make([]netpoll.Timer, 5)
 	for i := range timers {
-		timers[i].Init(func(int64) {})
+		timers[i].Init(func(*netpoll.Timer, int64) {})
 	}
 	// Loop 0: three timers, one fired on time. Loop 1: two timers, one fired 35 ms late.
 	w0, w1 := s.loops[0].Wheel(), s.loops[1].Wheel()

@@ -221,3 +221,20 @@ func TestHandshakeAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per connection, want at most 1 (gobwas/ws's accept value)", a)
 	}
 }
+
+// TestNewConnIsOneObject: a connection struct made when the pool is empty is one allocation, the
+// Conn itself: its timer's function is a top-level function that finds the Conn from the timer,
+// not a closure per connection (which cost 16 bytes each).
+func TestNewConnIsOneObject(t *testing.T) {
+	h := newHarness(t, Config{})
+	var made []*Conn
+	a := testing.AllocsPerRun(100, func() {
+		h.e.free = h.e.free[:0]
+		made = append(made[:0], h.e.newConn(3))
+	})
+	if a != 1 {
+		t.Fatalf("%v allocations for a new Conn, want 1", a)
+	}
+	// That the timer leads back to its connection is what every deadline test checks
+	// (heartbeat_test.go: pings, pong misses, idle and close timeouts on the right connection).
+}

@@ -44,6 +44,31 @@ const (
 // every other field is loop goroutine only, set at accept (Engine.OnAccept) and cleared when the
 // struct goes back to the pool (Engine.freeConn). The field order packs the struct into a
 // 176-byte size class (TestConnSize).
+//
+// Memory of an idle connection, byte by byte (amd64): the struct is one 176-byte heap object
+// (TestNewConnIsOneObject: the timer's function is shared, not a closure per connection), and
+// the loop's and the engine's descriptor tables (netpoll.TableSize long, allocated once) hold 4
+// and 8 bytes per descriptor. An idle connection holds no buffer: in, msg and out are empty.
+//
+//	  0  e          8  its engine
+//	  8  Data      16  the application's state (an interface: type and pointer)
+//	 24  in        24  partial request head or frame (pooled while used)
+//	 48  msg       24  fragmented message being assembled (pooled while used)
+//	 72  out        8  output queue (pooled while output is pending)
+//	 80  timer     40  wheel node: next, pprev, expiry tick, expiry time, function
+//	120  id         8  loop | sequence | fd
+//	128  lastRecv   8  last frame received (pong-miss deadline)
+//	136  lastData   8  last data frame received (idle deadline)
+//	144  nextPing   8  next ping due
+//	152  tokAt      8  rate limit: when the bucket was last topped up
+//	160  fd         4
+//	164  closeCode  2
+//	166  flags      2  flag* bits
+//	168  state      1
+//	169  fragOp     1
+//	170  utf8       1  incremental UTF-8 state of the text being received
+//	171             1  padding
+//	172  tokens     4  rate limit bucket
 type Conn struct {
 	e *Engine // immutable for the struct's life
 	// Data is the application's per-connection state (loop goroutine only).

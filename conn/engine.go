@@ -25,7 +25,8 @@ type Engine struct {
 	Stats Stats
 
 	// Loop goroutine only.
-	conns    []*Conn                            // by fd
+	conns    []*Conn                            // by fd; netpoll.TableSize long, allocated once
+	top      int                                // conns[top:] has never held a connection: walks stop there
 	free     []*Conn                            // pooled Conn structs
 	pool     ringbuf.Pool                       // chunks for input, message assembly and output queues
 	rbuf     []byte                             // the read buffer every connection of the loop reads into
@@ -56,6 +57,7 @@ func NewEngine(loop *netpoll.Loop, cfg Config, h Handler, held *atomic.Int64) *E
 		rbuf:  make([]byte, cfg.ReadBufferSize),
 		views: make([][]byte, 0, netpoll.IOVMax),
 		resp:  make([]byte, 0, 256),
+		conns: make([]*Conn, netpoll.TableSize()),
 		rnd:   uint64(loop.Now()) | 1,
 	}
 	if cfg.Check != nil {
@@ -97,7 +99,7 @@ func (e *Engine) Connections() int64 { return e.held.Load() }
 // Each calls fn for every open connection of this engine. Loop goroutine only; fn must not close
 // connections other than the one it is given.
 func (e *Engine) Each(fn func(c *Conn)) {
-	for _, c := range e.conns {
+	for _, c := range e.conns[:e.top] {
 		if c != nil && c.state == stateOpen {
 			fn(c)
 		}
@@ -119,7 +121,7 @@ func (e *Engine) newConn(fd int) *Conn {
 		e.free = e.free[:n-1]
 	} else {
 		c = &Conn{e: e}
-		c.timer.Init(c.onTimer)
+		c.timer.Init(connTimerFired)
 	}
 	e.seq++
 	c.id = uint64(e.loop.Index()&0xff)<<56 | uint64(e.seq)<<fdBits | uint64(fd&fdMask)
@@ -143,11 +145,12 @@ func (e *Engine) OnAccept(fd int) {
 		e.loop.Close(fd)
 		return
 	}
-	for fd >= len(e.conns) {
+	for fd >= len(e.conns) { // beyond netpoll.TableSize: the limit was raised since NewEngine
 		e.conns = append(e.conns, make([]*Conn, max(1024, len(e.conns)))...)
 	}
 	c := e.newConn(fd)
 	e.conns[fd] = c
+	e.top = max(e.top, fd+1)
 	if n := e.held.Add(1); e.cfg.MaxConns > 0 && n > e.cfg.MaxConns {
 		c.flags |= flagOverLimit
 	}
@@ -208,7 +211,7 @@ func (e *Engine) OnPass(now int64) {
 // closes handshaking ones. Loop goroutine only (post it).
 func (e *Engine) Shutdown(reason string) {
 	e.draining = true
-	for _, c := range e.conns {
+	for _, c := range e.conns[:e.top] {
 		if c == nil {
 			continue
 		}
@@ -227,7 +230,7 @@ func (e *Engine) Shutdown(reason string) {
 // CloseAll closes every socket at once, without a close handshake (the end of a shutdown that
 // timed out). Loop goroutine only.
 func (e *Engine) CloseAll() {
-	for _, c := range e.conns {
+	for _, c := range e.conns[:e.top] {
 		if c != nil && c.state != stateClosed {
 			c.closeNow(ws.StatusAbnormalClosure)
 		}

@@ -2,8 +2,11 @@ package conn
 
 import (
 	"time"
+	"unsafe"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/netpoll"
 )
 
 // Heartbeats and deadlines. A connection has exactly one timer (the netpoll.Timer node in its
@@ -53,6 +56,13 @@ func (c *Conn) scheduleOpen() {
 	} else {
 		c.e.loop.Wheel().Stop(&c.timer)
 	}
+}
+
+// connTimerFired is the function of every connection's timer. It finds the connection its timer
+// is embedded in, so that a connection needs no closure of its own (a method value c.onTimer
+// was a 16-byte allocation per connection struct). Loop goroutine (the wheel calls it).
+func connTimerFired(t *netpoll.Timer, now int64) {
+	(*Conn)(unsafe.Add(unsafe.Pointer(t), -int(unsafe.Offsetof(Conn{}.timer)))).onTimer(now)
 }
 
 // onTimer is the connection's single timer: it works out which deadline is due.

@@ -21,10 +21,28 @@ func pack(fd int, gen uint32) unix.EpollEvent {
 	return unix.EpollEvent{Events: connEvents, Fd: int32(fd), Pad: int32(gen)}
 }
 
+// maxTableFDs caps TableSize: descriptor tables are sized up front for at most this many
+// descriptors (48 MiB of address space for a loop's and its engine's tables, resident only where
+// descriptors are in use); a process allowed more grows them when it gets there.
+const maxTableFDs = 1 << 22
+
+// TableSize is the length to give a table indexed by descriptor: the process's open-files limit
+// (every descriptor number is below it), at least 1024 and at most maxTableFDs. Sized once, a
+// table never grows by doubling: no copy, no garbage, and no spare half paid per connection. The
+// slice is allocated by the Go heap from fresh pages, so the part no descriptor uses is address
+// space, not memory. Any goroutine.
+func TableSize() int {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil || lim.Cur > maxTableFDs {
+		return maxTableFDs
+	}
+	return max(1024, int(lim.Cur))
+}
+
 // Register adds a connection socket to the loop's epoll set and returns the generation that
 // its events will carry. Loop goroutine only.
 func (l *Loop) Register(fd int) error {
-	if fd >= len(l.gens) {
+	if fd >= len(l.gens) { // beyond TableSize: the limit was raised since NewLoop
 		n := 2 * len(l.gens)
 		if n <= fd {
 			n = fd + 1

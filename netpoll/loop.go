@@ -183,7 +183,7 @@ func NewLoop(cfg LoopConfig) (*Loop, error) {
 		cfg.Logger = slog.Default()
 	}
 	l := &Loop{cfg: cfg, lfd: cfg.ListenFD, log: cfg.Logger.With("loop", cfg.Index), done: make(chan struct{}),
-		yield: runtime.Gosched}
+		yield: runtime.Gosched, gens: make([]uint32, TableSize())}
 	if cfg.Now != nil {
 		l.now = cfg.Now
 	} else {
@@ -214,7 +214,7 @@ func NewLoop(cfg LoopConfig) (*Loop, error) {
 	l.events = make([]unix.EpollEvent, maxEvents)
 	l.iov = make([]unix.Iovec, 0, IOVMax)
 	l.wheel = NewWheel(cfg.Tick, l.now())
-	l.listenTimer.Init(l.resumeListener)
+	l.listenTimer.Init(func(_ *Timer, now int64) { l.resumeListener(now) }) // one closure per loop
 	return l, nil
 }
 

@@ -406,7 +406,7 @@ func TestLoopYieldsBeforeBlocking(t *testing.T) {
 	// A timer 1 ms ahead makes every pass block for about 1 ms (epoll_wait's timeout).
 	var tm Timer
 	fired := 0
-	tm.Init(func(int64) { fired++ })
+	tm.Init(func(*Timer, int64) { fired++ })
 	for i := range 20 {
 		clock.Add(int64(time.Millisecond))
 		l.wheel.Schedule(&tm, clock.Load()+int64(time.Millisecond))
@@ -427,4 +427,62 @@ func TestLoopYieldsBeforeBlocking(t *testing.T) {
 	if yields != before {
 		t.Fatalf("a non-blocking pass yielded")
 	}
+}
+
+// TestTableSizeFollowsTheFileLimit: descriptor tables are sized by the open-files limit once, so
+// they never grow by doubling (no copy, no garbage, no spare half per connection); a descriptor
+// beyond (the limit raised later) still registers.
+func TestTableSizeFollowsTheFileLimit(t *testing.T) {
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+	low := lim
+	low.Cur = 3000
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	if n := TableSize(); n != 3000 {
+		t.Fatalf("TableSize = %d with a limit of 3000", n)
+	}
+	low.Cur = 100
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	if n := TableSize(); n != 1024 {
+		t.Fatalf("TableSize = %d with a limit of 100, want the floor 1024", n)
+	}
+	l, err := NewLoop(LoopConfig{ListenFD: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		l.Stop()
+		l.Run(&recorder{l: l})
+	}()
+	if len(l.gens) != 1024 {
+		t.Fatalf("loop table %d long, want TableSize", len(l.gens))
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	// A descriptor past the table (the lowest free one from 1500 on) still registers.
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	high, err := unix.FcntlInt(uintptr(fds[0]), unix.F_DUPFD_CLOEXEC, 1500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(fds[0])
+	if err := l.Register(high); err != nil {
+		t.Fatal(err)
+	}
+	if len(l.gens) <= high || l.gens[high] == 0 {
+		t.Fatalf("descriptor %d past the table not registered (table %d long)", high, len(l.gens))
+	}
+	l.Close(high)
 }

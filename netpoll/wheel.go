@@ -131,17 +131,21 @@ const (
 // owner lifetime before the first Schedule. All methods are for the loop
 // goroutine that owns the Wheel the timer is filed in.
 type Timer struct {
-	next  *Timer          // next timer in the same list
-	pprev **Timer         // the pointer that points at this timer; nil: not filed
-	tick  uint64          // expiry tick (see the time model above)
-	when  int64           // the `at` passed to Schedule, ns
-	fn    func(now int64) // called on the loop goroutine when the timer fires
+	next  *Timer                    // next timer in the same list
+	pprev **Timer                   // the pointer that points at this timer; nil: not filed
+	tick  uint64                    // expiry tick (see the time model above)
+	when  int64                     // the `at` passed to Schedule, ns
+	fn    func(t *Timer, now int64) // called on the loop goroutine when the timer fires
 }
 
-// Init sets the function run when the timer fires; now is the value passed
-// to Advance (When gives the expiry). Pooled owners call Init once when the owner is first created and
-// reuse the closure. Init panics if the timer is filed in a wheel.
-func (t *Timer) Init(fn func(now int64)) {
+// Init sets the function run when the timer fires, with the timer itself and
+// the value passed to Advance (When gives the expiry). Passing the timer lets
+// one top-level function serve every owner of a kind: it finds the owner the
+// timer is embedded in (unsafe.Add with the field's unsafe.Offsetof), so an
+// owner costs no closure; a connection timer is one such. Pooled owners call
+// Init once when the owner is first created. Init panics if the timer is filed
+// in a wheel.
+func (t *Timer) Init(fn func(t *Timer, now int64)) {
 	if t.pprev != nil {
 		panic("netpoll: Timer.Init on an active timer")
 	}
@@ -458,7 +462,7 @@ func (w *Wheel) fire(now int64) int {
 		w.n--
 		w.fired++
 		n++
-		t.fn(now)
+		t.fn(t, now)
 	}
 	return n
 }

@@ -29,7 +29,7 @@ func wheelSpreadTimes(n int, origin int64, seed uint64) []int64 {
 	return ats
 }
 
-func wheelTimerSlice(fn func(int64)) []Timer {
+func wheelTimerSlice(fn func(*Timer, int64)) []Timer {
 	timers := make([]Timer, wheelMillion) // the owners' embedded nodes
 	for i := range timers {
 		timers[i].Init(fn)
@@ -42,7 +42,7 @@ func wheelTimerSlice(fn func(int64)) []Timer {
 func TestWheelMillionTimersZeroAlloc(t *testing.T) {
 	origin := int64(5e9)
 	w := NewWheel(0, origin)
-	timers := wheelTimerSlice(func(int64) {})
+	timers := wheelTimerSlice(func(*Timer, int64) {})
 	ats := wheelSpreadTimes(len(timers), origin, 1)
 	allocs := testing.AllocsPerRun(2, func() {
 		for i := range timers {
@@ -77,7 +77,7 @@ func TestWheelFireZeroAlloc(t *testing.T) {
 	fired := 0
 	rearmUntil := int64(0)
 	var timers []Timer
-	timers = wheelTimerSlice(func(now int64) {
+	timers = wheelTimerSlice(func(_ *Timer, now int64) {
 		fired++
 		if fired%7 == 0 && now < rearmUntil {
 			t := &timers[fired%len(timers)]
@@ -115,7 +115,7 @@ func TestWheelFireZeroAlloc(t *testing.T) {
 func TestWheelIdleCallsZeroAlloc(t *testing.T) {
 	w := NewWheel(0, 0)
 	var tm Timer
-	tm.Init(func(int64) {})
+	tm.Init(func(*Timer, int64) {})
 	w.Schedule(&tm, int64(90*24*time.Hour))
 	now := int64(0)
 	allocs := testing.AllocsPerRun(1000, func() {

@@ -11,7 +11,7 @@ const wheelBenchTimers = 1 << 20 // a million connections' timers
 // newBenchWheel returns a wheel with the default tick and a million initialised
 // timers whose expiry times are spread over 0-60 s (levels 0-2, as pings and
 // deadlines are), plus the times.
-func newBenchWheel(b *testing.B, fn func(int64)) (*Wheel, []Timer, []int64) {
+func newBenchWheel(b *testing.B, fn func(*Timer, int64)) (*Wheel, []Timer, []int64) {
 	b.Helper()
 	origin := int64(1e12)
 	w := NewWheel(0, origin)
@@ -30,7 +30,7 @@ func newBenchWheel(b *testing.B, fn func(int64)) (*Wheel, []Timer, []int64) {
 // and is moved to a new time (unlink plus insert), as a ping re-arms.
 func BenchmarkWheelSchedule(b *testing.B) {
 	b.Run("insert", func(b *testing.B) {
-		w, timers, ats := newBenchWheel(b, func(int64) {})
+		w, timers, ats := newBenchWheel(b, func(*Timer, int64) {})
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := range b.N {
@@ -46,7 +46,7 @@ func BenchmarkWheelSchedule(b *testing.B) {
 		}
 	})
 	b.Run("move", func(b *testing.B) {
-		w, timers, ats := newBenchWheel(b, func(int64) {})
+		w, timers, ats := newBenchWheel(b, func(*Timer, int64) {})
 		for i := range timers {
 			w.Schedule(&timers[i], ats[i])
 		}
@@ -62,7 +62,7 @@ func BenchmarkWheelSchedule(b *testing.B) {
 // BenchmarkWheelStop measures one Stop of an active timer in a wheel holding
 // about a million timers.
 func BenchmarkWheelStop(b *testing.B) {
-	w, timers, ats := newBenchWheel(b, func(int64) {})
+	w, timers, ats := newBenchWheel(b, func(*Timer, int64) {})
 	fill := func() {
 		for i := range timers {
 			w.Schedule(&timers[i], ats[i])
@@ -94,7 +94,7 @@ func BenchmarkWheelFire(b *testing.B) {
 	}{{"1M", wheelBenchTimers}, {"64k", 1 << 16}} {
 		b.Run(bc.name, func(b *testing.B) {
 			fired := 0
-			w, timers, ats := newBenchWheel(b, func(int64) { fired++ })
+			w, timers, ats := newBenchWheel(b, func(*Timer, int64) { fired++ })
 			timers, ats = timers[:bc.n], ats[:bc.n]
 			tick := int64(w.Tick())
 			now := int64(1e12)
@@ -123,7 +123,7 @@ func BenchmarkWheelFire(b *testing.B) {
 // BenchmarkWheelAdvanceIdle measures an Advance that fires nothing: a new
 // tick each time, a million timers filed 60 to 120 days ahead.
 func BenchmarkWheelAdvanceIdle(b *testing.B) {
-	w, timers, _ := newBenchWheel(b, func(int64) { b.Fatal("fired") })
+	w, timers, _ := newBenchWheel(b, func(*Timer, int64) { b.Fatal("fired") })
 	rng := rand.New(rand.NewPCG(5, 6))
 	origin := int64(1e12)
 	for i := range timers {

@@ -92,7 +92,7 @@ type wheelFireLog struct {
 
 func (f *wheelFireLog) timer(id int) *Timer {
 	t := new(Timer)
-	t.Init(func(now int64) {
+	t.Init(func(_ *Timer, now int64) {
 		f.ids = append(f.ids, id)
 		f.nows = append(f.nows, now)
 	})
@@ -446,7 +446,7 @@ func TestWheelRescheduleFromFn(t *testing.T) {
 	w := NewWheel(0, 0)
 	var tm Timer
 	var nows []int64
-	tm.Init(func(now int64) {
+	tm.Init(func(_ *Timer, now int64) {
 		if tm.Active() {
 			t.Error("timer active inside its own fn")
 		}
@@ -477,7 +477,7 @@ func TestWheelRescheduleFromFn(t *testing.T) {
 	// Advance, never loops inside one.
 	var spin Timer
 	count := 0
-	spin.Init(func(int64) {
+	spin.Init(func(*Timer, int64) {
 		count++
 		w.Schedule(&spin, spin.When())
 	})
@@ -504,7 +504,7 @@ func TestWheelFnStopsAndSchedulesOthers(t *testing.T) {
 	a, b, later, past := log.timer(1), log.timer(2), log.timer(3), log.timer(4)
 	first := new(Timer)
 	var order []string
-	first.Init(func(now int64) {
+	first.Init(func(_ *Timer, now int64) {
 		order = append(order, "first")
 		// Same tick, not fired yet: stopping it prevents the fire.
 		if !w.Stop(a) || !w.Stop(b) {
@@ -542,8 +542,8 @@ func TestWheelSameTickStopEachOther(t *testing.T) {
 	w := NewWheel(10, 0)
 	var x, y Timer
 	fired := 0
-	x.Init(func(int64) { fired++; w.Stop(&y) })
-	y.Init(func(int64) { fired++; w.Stop(&x) })
+	x.Init(func(*Timer, int64) { fired++; w.Stop(&y) })
+	y.Init(func(*Timer, int64) { fired++; w.Stop(&x) })
 	w.Schedule(&x, 31)
 	w.Schedule(&y, 39)
 	if n := w.Advance(40); n != 1 || fired != 1 || x.Active() || y.Active() || w.Len() != 0 {
@@ -565,11 +565,11 @@ func TestWheelMisuse(t *testing.T) {
 	var bare Timer
 	mustPanic("Schedule without Init", func() { w.Schedule(&bare, 5) })
 	var tm Timer
-	tm.Init(func(int64) {})
+	tm.Init(func(*Timer, int64) {})
 	w.Schedule(&tm, 5)
-	mustPanic("Init on active", func() { tm.Init(func(int64) {}) })
+	mustPanic("Init on active", func() { tm.Init(func(*Timer, int64) {}) })
 	var re Timer
-	re.Init(func(now int64) { w.Advance(now) })
+	re.Init(func(_ *Timer, now int64) { w.Advance(now) })
 	w.Schedule(&re, 5)
 	mustPanic("Advance from fn", func() { w.Advance(10) })
 	// The wheel stays usable after a panicking fn.
@@ -586,7 +586,7 @@ func TestWheelPanickingFnLeavesRestForNextAdvance(t *testing.T) {
 	w := NewWheel(10, 0)
 	var log wheelFireLog
 	var boom Timer
-	boom.Init(func(int64) { panic("boom") })
+	boom.Init(func(*Timer, int64) { panic("boom") })
 	others := []*Timer{log.timer(1), log.timer(2), log.timer(3)}
 	for _, o := range others {
 		w.Schedule(o, 10)
@@ -648,7 +648,7 @@ func TestWheelStats(t *testing.T) {
 func TestWheelStatsConcurrentRead(t *testing.T) {
 	w := NewWheel(1, 0)
 	var tm Timer
-	tm.Init(func(now int64) { w.Schedule(&tm, now+3) })
+	tm.Init(func(_ *Timer, now int64) { w.Schedule(&tm, now+3) })
 	w.Schedule(&tm, 3)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -696,7 +696,7 @@ func TestWheelNextDriven(t *testing.T) {
 	timers := make([]tt, 3000)
 	for i := range timers {
 		x := &timers[i]
-		x.Init(func(now int64) {
+		x.Init(func(_ *Timer, now int64) {
 			if x.fired != 0 {
 				t.Errorf("timer %d fired twice", i)
 			}
@@ -817,7 +817,7 @@ func newWheelHarness(tb testing.TB, data []byte) *wheelHarness {
 	h.w = NewWheel(wheelModelTick, h.origin)
 	for i := range wheelModelTimers {
 		m := &wheelModelTimer{id: i}
-		m.Init(func(now int64) { h.onFire(m, now) })
+		m.Init(func(_ *Timer, now int64) { h.onFire(m, now) })
 		h.timers = append(h.timers, m)
 	}
 	return h
