@@ -182,11 +182,16 @@ type Claims struct {
 // Personal returns the user's personal channel, "#" + Sub.
 func (c *Claims) Personal() string { return "#" + c.Sub }
 
+// IsPersonal reports whether channel is the user's personal channel, without allocating.
+func (c *Claims) IsPersonal(channel string) bool {
+	return len(channel) == len(c.Sub)+1 && channel[0] == '#' && channel[1:] == c.Sub
+}
+
 // MaySubscribe reports whether the user may subscribe to channel: its own personal channel, or
 // one its "channels" claim matches. It allocates nothing.
 func (c *Claims) MaySubscribe(channel string) bool {
 	if len(channel) > 0 && channel[0] == '#' {
-		return channel[1:] == c.Sub
+		return c.IsPersonal(channel)
 	}
 	return c.Channels.Match(channel)
 }

@@ -107,7 +107,7 @@ func (p *PubSub) OnMessage(c *conn.Conn, op ws.OpCode, payload []byte) {
 			p.replyError(c, cl, ErrCodeBadChannel, "invalid channel name")
 			return
 		}
-		if cl.claims != nil && req.Channel == cl.claims.Personal() {
+		if cl.claims != nil && cl.claims.IsPersonal(req.Channel) {
 			p.forbidden(c, cl, "the personal channel cannot be left")
 			return
 		}
