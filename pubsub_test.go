@@ -321,6 +321,11 @@ func TestPubSubAPIAuthAndErrors(t *testing.T) {
 			t.Errorf("/metrics lacks %s", name)
 		}
 	}
+	// Every POST /api/publish that reached the handler is timed: the one accepted, the five bad
+	// bodies and the bad batch (the wrong key is refused before it).
+	if !bytes.Contains(b, []byte("\nwsgate_api_publish_seconds_count 7\n")) {
+		t.Errorf("/metrics: wsgate_api_publish_seconds_count is not 7:\n%s", b)
+	}
 }
 
 // TestPubSubBroadcast reaches every connection, subscribed or not.

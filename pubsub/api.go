@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/wsgate/wsgate/auth"
@@ -155,6 +156,8 @@ func (p *PubSub) handlePublish(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	start := time.Now()
+	defer func() { p.apiPub.Update(time.Since(start).Seconds()) }()
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct == "application/x-ndjson" || ct == "application/jsonl" {
 		p.publishBatch(w, r, body)

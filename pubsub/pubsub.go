@@ -127,6 +127,7 @@ type PubSub struct {
 	engines []*conn.Engine
 	subs    []*shard.Subscribers
 	fanout  *metrics.PrometheusHistogram // safe for concurrent Update
+	apiPub  *metrics.PrometheusHistogram // POST /api/publish, request read to reply written; safe for concurrent Update
 
 	authn      authStats     // any goroutine (atomics)
 	deliveries atomic.Uint64 // any goroutine
@@ -183,6 +184,8 @@ func (p *PubSub) Start(engines []*conn.Engine, m *metrics.Set) error {
 	}
 	p.fanout = m.NewPrometheusHistogramExt("wsgate_fanout_seconds",
 		[]float64{1e-6, 5e-6, 10e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 100e-3})
+	p.apiPub = m.NewPrometheusHistogramExt("wsgate_api_publish_seconds",
+		[]float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1})
 	for _, c := range counters {
 		get := c.get
 		m.NewGauge(c.metric, func() float64 { return float64(get(p)) })

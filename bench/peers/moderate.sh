@@ -9,6 +9,9 @@
 #            per delivery, publish-to-delivery latency; wsgate is published to through its HTTP
 #            API (-publish-url, so the publish call's own latency is measured too), the peers
 #            through their WebSocket publish op (they have no HTTP API).
+#   connect  CONNECT_CONNS connections opened at CONNECT_RATE (0: as fast as the driver can) and
+#            held for 5 s (wsbench connect, 2 worker processes): server CPU per connection
+#            (accept, handshake, the idle hold) and the connect rate.
 # The order of servers rotates each round; the table gives every round and the median.
 #
 # Environment (defaults in brackets):
@@ -17,7 +20,9 @@
 #   WSGATE_BASE []           another wsgate binary (e.g. built from an older commit), run as the
 #                            server "wsgate-base" for before/after comparisons
 #   ROUNDS [3]  SERVER_CPU [1]  DRIVER_CPU [0]  DURATION [10s]
+#   SCENARIOS ["echo fanout connect"]
 #   ECHO_CONNS [1000] ECHO_RATE [20000] ECHO_SIZE [64]  SUBS [1000] PUB_RATE [100]
+#   CONNECT_CONNS [18000] CONNECT_RATE [0]
 #   NICE [0]                 nice value for the server and wsbench (e.g. -20, as root, so that
 #                            other work on a shared machine does not take their CPUs)
 #   RESULTS_DIR [bench/peers/results/moderate-<UTC time>]  wsbench JSON and the table (table.md)
@@ -37,6 +42,9 @@ ECHO_RATE=${ECHO_RATE:-20000}
 ECHO_SIZE=${ECHO_SIZE:-64}
 SUBS=${SUBS:-1000}
 PUB_RATE=${PUB_RATE:-100}
+SCENARIOS=${SCENARIOS:-"echo fanout connect"}
+CONNECT_CONNS=${CONNECT_CONNS:-18000}
+CONNECT_RATE=${CONNECT_RATE:-0}
 NICE=${NICE:-0}
 RESULTS_DIR=${RESULTS_DIR:-bench/peers/results/moderate-$(date -u +%Y%m%dT%H%M%SZ)}
 HOST=127.0.0.1
@@ -143,7 +151,7 @@ n=${#names[@]}
 for ((round = 1; round <= ROUNDS; round++)); do
 	for ((k = 0; k < n; k++)); do
 		name=${names[$(((round - 1 + k) % n))]}
-		for sc in echo fanout; do
+		for sc in $SCENARIOS; do
 			tag=$sc-$name-$round
 			mode=echo
 			[[ $sc == fanout ]] && mode=pubsub
@@ -151,6 +159,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			common=(-url "ws://$HOST:$PORT/" -procs 1 -server-pid "$SERVER_PID" -label "$name" -json "$RESULTS_DIR/$tag.json")
 			if [[ $sc == echo ]]; then
 				drv=("$BIN/wsbench" echo -conns "$ECHO_CONNS" -rate "$ECHO_RATE" -size "$ECHO_SIZE" -duration "$DURATION" "${common[@]}")
+			elif [[ $sc == connect ]]; then
+				drv=("$BIN/wsbench" connect -conns "$CONNECT_CONNS" -rate "$CONNECT_RATE" -hold 5s "${common[@]}" -procs 2 -src 127.0.0.2-127.0.0.20)
 			else
 				drv=("$BIN/wsbench" pubsub -conns "$SUBS" -channels 1 -publish-rate "$PUB_RATE" -duration "$DURATION" "${common[@]}")
 				[[ $name == wsgate* ]] && drv+=(-publish-url "http://$HOST:$ADMIN/api/publish")
@@ -158,7 +168,9 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			log "$tag: nice -n $NICE taskset -c $DRIVER_CPU ${drv[*]#"$BIN/"}"
 			line=$(nice -n "$NICE" taskset -c "$DRIVER_CPU" "${drv[@]}" 2>"$BIN/logs/$tag.wsbench.log" | tail -n 1) || die "$tag: wsbench failed: $(tail -n 5 "$BIN/logs/$tag.wsbench.log")"
 			stop
-			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$name" "$round" "$(kv "$line" throughput)" \
+			tp=$(kv "$line" throughput)
+			[[ $sc == connect ]] && tp=$(kv "$line" connect_rate)
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$name" "$round" "$tp" \
 				"$(kv "$line" cpu_us_per_op)" "$(kv "$line" p50_us)" "$(kv "$line" publish_call_p50_us)" \
 				"$(kv "$line" lost)" >>"$ROWS"
 			log "$tag: $line"
@@ -168,9 +180,9 @@ done
 
 # The table: every round, then the median of the rounds, per scenario and server.
 {
-	echo "| scenario | server | rounds: server CPU µs per op | median CPU µs/op | median throughput | median p50 latency µs | median publish call p50 µs | lost |"
+	echo "| scenario | server | rounds: server CPU µs per op | median CPU µs/op | median throughput (connect: connections/s) | median p50 latency µs (connect: handshake) | median publish call p50 µs | lost |"
 	echo "|---|---|---|---:|---:|---:|---:|---:|"
-	for sc in echo fanout; do
+	for sc in $SCENARIOS; do
 		for name in "${names[@]}"; do
 			awk -F'\t' -v sc="$sc" -v name="$name" '
 			function median(a, m,   i, j, t) {
