@@ -168,10 +168,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			log "$tag: nice -n $NICE taskset -c $DRIVER_CPU ${drv[*]#"$BIN/"}"
 			line=$(nice -n "$NICE" taskset -c "$DRIVER_CPU" "${drv[@]}" 2>"$BIN/logs/$tag.wsbench.log" | tail -n 1) || die "$tag: wsbench failed: $(tail -n 5 "$BIN/logs/$tag.wsbench.log")"
 			stop
-			tp=$(kv "$line" throughput)
-			[[ $sc == connect ]] && tp=$(kv "$line" connect_rate)
+			tp=$(kv "$line" throughput) lat=$(kv "$line" p50_us)
+			[[ $sc == connect ]] && tp=$(kv "$line" connect_rate) lat=$(kv "$line" handshake_p50_us)
 			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$name" "$round" "$tp" \
-				"$(kv "$line" cpu_us_per_op)" "$(kv "$line" p50_us)" "$(kv "$line" publish_call_p50_us)" \
+				"$(kv "$line" cpu_us_per_op)" "$lat" "$(kv "$line" publish_call_p50_us)" \
 				"$(kv "$line" lost)" >>"$ROWS"
 			log "$tag: $line"
 		done
