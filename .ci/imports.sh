@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 mod=github.com/wsgate/wsgate
 declare -A allow=(
   [ringbuf]=""
-  [frame]="github.com/gobwas/ws"
+  [frame]="github.com/gobwas/ws github.com/klauspost/compress/flate"
   [netpoll]="golang.org/x/sys/"
   [conn]="$mod/frame $mod/ringbuf $mod/netpoll github.com/gobwas/ws golang.org/x/sys/"
   [shard]="$mod/conn github.com/cespare/xxhash/v2"

@@ -25,6 +25,7 @@ func TestZeroAllocs(t *testing.T) {
 	dst := make([]byte, 0, 128<<10)
 	head := request("GET /chat HTTP/1.1", baseHeaders...)
 	msg := make([]byte, 1000)
+	zjson := AppendDeflate(nil, jsonMessage)
 
 	tests := []struct {
 		name string
@@ -63,6 +64,12 @@ func TestZeroAllocs(t *testing.T) {
 		{name: "AppendClose", fn: func() { AppendClose(dst[:0], 1001, "going away") }},
 		{name: "HeaderEnd", fn: func() { HeaderEnd(head) }},
 		{name: "HeaderEnd incomplete", fn: func() { HeaderEnd(head[:len(head)-1]) }},
+		{name: "NegotiateDeflate", fn: func() {
+			NegotiateDeflate([]byte("foo; a=\"b\", permessage-deflate; client_max_window_bits; server_max_window_bits=15"))
+		}},
+		{name: "AppendDeflate", fn: func() { AppendDeflate(dst[:0], jsonMessage) }},
+		{name: "Inflate", fn: func() { Inflate(dst[:0], zjson, 1<<20, growSlice) }},
+		{name: "Inflate too big", fn: func() { Inflate(dst[:0], zjson, 100, growSlice) }},
 	}
 	for _, tt := range tests {
 		if n := testing.AllocsPerRun(200, tt.fn); n != 0 {

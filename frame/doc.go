@@ -13,11 +13,18 @@
 //     (HeaderEnd), its request line and header syntax, the stricter Host,
 //     Sec-WebSocket-Key and Sec-WebSocket-Version rules, and the error
 //     responses (AppendHTTPError, the Reason* labels).
-//   - upgrade.go: Upgrade, the adapter that runs a request head accepted by
-//     http.go through github.com/gobwas/ws's Upgrader over in-memory I/O and
-//     maps its verdict to a response and a Result.
-//   - read.go: frames received: ParseHeader (incremental), CheckHeader,
-//     Unmask.
+//   - upgrade.go: Upgrade and UpgradeDeflate, the adapter that runs a request
+//     head accepted by http.go through github.com/gobwas/ws's Upgrader over
+//     in-memory I/O and maps its verdict to a response and a Result.
+//   - read.go: frames received: ParseHeader (incremental), CheckHeader
+//     (CheckHeaderDeflate once permessage-deflate is agreed), Unmask.
+//   - extension.go: permessage-deflate negotiation (RFC 7692 section 7.1):
+//     NegotiateDeflate, the strict parser of Sec-WebSocket-Extensions offers
+//     that UpgradeDeflate answers with.
+//   - deflate.go: permessage-deflate's payload transform without context
+//     takeover (RFC 7692 section 7.2): AppendDeflate, AppendDeflateHeader and
+//     Inflate (bounded by a limit), over pooled compressors and decompressors
+//     held only during a call.
 //   - write.go: frames sent: HeaderLen, AppendHeader, AppendFrame.
 //   - close.go: close payloads: ParseClose, AppendClose, ValidCloseCode.
 //   - utf8.go: UTF8, the incremental validator of text messages (one that
@@ -32,7 +39,8 @@
 //     check callback aliases the request and is valid only during the call.
 //   - Nothing allocates per frame or per read: ParseHeader, CheckHeader, Unmask,
 //     UTF8.Write, ParseClose, HeaderEnd, and HeaderLen, AppendHeader,
-//     AppendFrame and AppendClose into a big enough dst make zero allocations
+//     AppendFrame, AppendClose, NegotiateDeflate, and AppendDeflate and
+//     Inflate once their pools are warm, into a big enough dst make zero allocations
 //     (proven by alloc_test.go). Upgrade into a big enough dst allocates one
 //     small object per connection, gobwas/ws's Sec-WebSocket-Accept value (its
 //     own state is pooled; conn's TestHandshakeAllocs counts a whole handshake).
@@ -47,7 +55,9 @@
 //     must be zero and Sec-WebSocket-Protocol is ignored.
 //   - Predefined errors are pointers compared by identity; their Reason fits
 //     a close frame (at most 123 bytes, RFC 6455 section 5.5).
-//   - The package imports only the standard library and github.com/gobwas/ws
-//     (for ws.Header, ws.OpCode, ws.StatusCode, ws.Cipher and ws.Upgrader),
-//     and never calls gobwas/ws's reader-based APIs on a socket.
+//   - The package imports only the standard library, github.com/gobwas/ws
+//     (for ws.Header, ws.OpCode, ws.StatusCode, ws.Cipher and ws.Upgrader;
+//     wsflate.Parameters for negotiated offers) and
+//     github.com/klauspost/compress/flate (the compressor), and never calls
+//     gobwas/ws's reader-based APIs on a socket.
 package frame

@@ -16,6 +16,8 @@ import (
 const (
 	bitFin   = 0x80
 	maskRsv  = 0x70
+	bitRsv1  = 0x40 // "Per-Message Compressed" once permessage-deflate is agreed (RFC 7692 section 6)
+	rsv1     = 0x4  // RSV1 in ws.Header.Rsv (gobwas/ws's layout)
 	maskOp   = 0x0f
 	bitMask  = 0x80
 	maskLen7 = 0x7f
@@ -102,8 +104,8 @@ func ParseHeader(p []byte) (h ws.Header, n int, err *Error) {
 // given whether a fragmented data message is in progress (fragmented). The
 // rules and the order in which they are checked (the first failure wins):
 //
-//  1. RSV bits are zero: no extension is ever negotiated (section 5.2)
-//     -> ErrReservedBits.
+//  1. RSV bits are zero: no extension is negotiated (section 5.2)
+//     -> ErrReservedBits (CheckHeaderDeflate allows RSV1 where RFC 7692 does).
 //  2. The opcode is defined (section 5.2) -> ErrReservedOpcode.
 //  3. The frame is masked (section 5.1) -> ErrNotMasked.
 //  4. A control frame has at most 125 bytes of payload -> ErrControlTooLong,
@@ -116,8 +118,19 @@ func ParseHeader(p []byte) (h ws.Header, n int, err *Error) {
 // Message size limits are the caller's (ErrMessageTooBig). Zero allocations;
 // safe for concurrent use.
 func CheckHeader(h ws.Header, fragmented bool) *Error {
-	if h.Rsv != 0 {
-		return ErrReservedBits
+	return CheckHeaderDeflate(h, fragmented, false)
+}
+
+// CheckHeaderDeflate is CheckHeader for a connection that may have agreed on
+// permessage-deflate (deflate): then RSV1, the "Per-Message Compressed" bit,
+// is allowed on the first frame of a data message (text or binary opcode), and
+// nowhere else: on a control or continuation frame it is ErrReservedBits, as
+// RSV2, RSV3 and any RSV bit without the extension are (RFC 7692 section 6.1).
+func CheckHeaderDeflate(h ws.Header, fragmented, deflate bool) *Error {
+	if rsv := h.Rsv; rsv != 0 {
+		if !deflate || rsv != rsv1 || (h.OpCode != ws.OpText && h.OpCode != ws.OpBinary) {
+			return ErrReservedBits
+		}
 	}
 	switch h.OpCode {
 	case ws.OpContinuation, ws.OpText, ws.OpBinary, ws.OpClose, ws.OpPing, ws.OpPong:

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/gobwas/ws"
+	"github.com/gobwas/ws/wsflate"
 )
 
 // Result describes the outcome of a handshake.
@@ -16,6 +17,10 @@ type Result struct {
 	Status int
 	// Reason is empty on success, else one of the Reason* labels.
 	Reason string
+	// Deflate says the 101 response accepted a permessage-deflate offer (UpgradeDeflate only):
+	// both directions may then compress messages, each on its own, without context takeover
+	// (RFC 7692).
+	Deflate bool
 }
 
 // Upgrade runs the server's opening handshake (RFC 6455 section 4.2) on the
@@ -24,7 +29,8 @@ type Result struct {
 // HTTP response to dst: "101 Switching Protocols" with Sec-WebSocket-Accept,
 // or an error response in AppendHTTPError's format. No subprotocol and no
 // extension is negotiated: Sec-WebSocket-Protocol and
-// Sec-WebSocket-Extensions are ignored. req is not modified and not retained.
+// Sec-WebSocket-Extensions are ignored (UpgradeDeflate negotiates
+// permessage-deflate). req is not modified and not retained.
 // It allocates one small object (gobwas/ws's Sec-WebSocket-Accept value) when
 // dst has room for the response, and may be called from any goroutine.
 //
@@ -60,18 +66,29 @@ type Result struct {
 //     Sec-WebSocket-Version (section 11.3.5) (version) -> else 400.
 //  7. check, if set (rejected, with its status).
 func Upgrade(dst, req []byte, check func(r *Request) (status int, reason string)) ([]byte, Result) {
+	return UpgradeDeflate(dst, req, check, false)
+}
+
+// UpgradeDeflate is Upgrade for a server that offers permessage-deflate (RFC 7692) when deflate
+// is true. Once the request is accepted (after check), the Sec-WebSocket-Extensions headers are
+// searched, in order, for an offer NegotiateDeflate accepts; the 101 response then carries
+// "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover;
+// client_no_context_takeover" (plus "server_max_window_bits=15" when the offer named it) and
+// Result.Deflate is true. An offer that is declined, or a header that does not parse, leaves the
+// connection uncompressed: it never fails the handshake. Allocations as Upgrade's.
+func UpgradeDeflate(dst, req []byte, check func(r *Request) (status int, reason string), deflate bool) ([]byte, Result) {
 	r, f := parseRequest(req)
 	if f != failNone {
 		return appendFailure(dst, f)
 	}
 	u := upgraders.Get().(*upgrader)
-	u.r, u.check, u.rw = r, check, memReadWriter{in: r.head, out: dst}
+	u.r, u.check, u.rw, u.deflate = r, check, memReadWriter{in: r.head, out: dst}, deflate
 	_, err := u.wu.Upgrade(&u.rw)
-	out, checkStatus, checkReason := u.rw.out, u.checkStatus, u.checkReason
+	out, checkStatus, checkReason, agreed := u.rw.out, u.checkStatus, u.checkReason, u.agreed
 	*u = upgrader{wu: u.wu} // nothing of this request stays reachable from the pool
 	upgraders.Put(u)
 	if err == nil {
-		return out, Result{Status: http.StatusSwitchingProtocols}
+		return out, Result{Status: http.StatusSwitchingProtocols, Deflate: agreed}
 	}
 	// gobwas/ws has written its own error response (or nothing): drop it,
 	// the error responses are ours.
@@ -97,6 +114,8 @@ type upgrader struct {
 	check       func(r *Request) (status int, reason string)
 	checkStatus int
 	checkReason string
+	deflate     bool // the server offers permessage-deflate
+	agreed      bool // and the request's offer was accepted
 }
 
 // upgraders holds idle upgraders; any goroutine.
@@ -111,18 +130,34 @@ func (u *upgrader) before() (ws.HandshakeHeader, error) {
 	if u.r.strict != failNone {
 		return nil, errRefused
 	}
-	if u.check == nil {
-		return nil, nil
-	}
 	u.req = Request{URI: u.r.uri, fields: u.r.fields}
-	u.checkStatus, u.checkReason = u.check(&u.req)
+	if u.check != nil {
+		u.checkStatus, u.checkReason = u.check(&u.req)
+	}
 	if u.checkStatus == 0 {
-		return nil, nil
+		return u.negotiate(), nil
 	}
 	if u.checkStatus < 400 || u.checkStatus > 599 {
 		panic("BUG: frame: Upgrade's check returned status " + strconv.Itoa(u.checkStatus))
 	}
 	return nil, errRefused
+}
+
+// negotiate returns the response header accepting the request's first acceptable
+// permessage-deflate offer, or nil.
+func (u *upgrader) negotiate() ws.HandshakeHeader {
+	if !u.deflate {
+		return nil
+	}
+	var p wsflate.Parameters
+	u.req.Headers("Sec-WebSocket-Extensions", func(v []byte) bool {
+		p, u.agreed = NegotiateDeflate(v)
+		return !u.agreed
+	})
+	if !u.agreed {
+		return nil
+	}
+	return deflateAnswerFor(p)
 }
 
 // errRefused is returned from gobwas/ws's OnBeforeUpgrade hook to stop a
