@@ -96,6 +96,23 @@ func (s *Server) registerMetrics() {
 	m.NewGauge("wsgate_socket_errors_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.ReadErrors.Load() + e.Stats.WriteErrors.Load() }))
 	m.NewGauge("wsgate_read_errors_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.ReadErrors.Load() }))
 	m.NewGauge("wsgate_write_errors_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.WriteErrors.Load() }))
+	// permessage-deflate: what compressing saved (a fanned-out message counts once, however many
+	// subscribers get it) and what inflating received.
+	m.NewGauge("wsgate_deflate_handshakes_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.DeflateHandshakes.Load() }))
+	m.NewGauge("wsgate_compressed_messages_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.MessagesCompressed.Load() }))
+	compressIn := sumE(func(e *conn.Engine) uint64 { return e.Stats.CompressBytesIn.Load() })
+	compressOut := sumE(func(e *conn.Engine) uint64 { return e.Stats.CompressBytesOut.Load() })
+	m.NewGauge("wsgate_compression_bytes_before_total", compressIn)
+	m.NewGauge("wsgate_compression_bytes_after_total", compressOut)
+	m.NewGauge("wsgate_compression_ratio", func() float64 {
+		if out := compressOut(); out > 0 {
+			return compressIn() / out
+		}
+		return 0
+	})
+	m.NewGauge("wsgate_inflated_messages_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.MessagesInflated.Load() }))
+	m.NewGauge("wsgate_inflate_bytes_before_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.InflateBytesIn.Load() }))
+	m.NewGauge("wsgate_inflate_bytes_after_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.InflateBytesOut.Load() }))
 	m.NewGauge("wsgate_timers_scheduled_total", sumW(func(w netpoll.WheelStats) uint64 { return w.Scheduled }))
 	m.NewGauge("wsgate_timers_fired_total", sumW(func(w netpoll.WheelStats) uint64 { return w.Fired }))
 	m.NewGauge("wsgate_timers_pending", sumW(func(w netpoll.WheelStats) uint64 { return uint64(w.Pending) }))

@@ -37,6 +37,16 @@ type Config struct {
 	// leave in one writev: fewer TCP sends (less CPU per message) for up to this much added
 	// latency. 0 (the default) flushes at the end of every pass.
 	WriteDelay time.Duration
+	// Compression offers permessage-deflate (RFC 7692) without context takeover in either
+	// direction: a client's acceptable offer is answered with server_no_context_takeover and
+	// client_no_context_takeover (an offer that cannot be honoured is declined, and the
+	// connection continues uncompressed). Messages the server writes to such a connection with
+	// WriteMessage are compressed when at least CompressionMinSize bytes, and compressed
+	// messages it receives are inflated, bounded by MaxMessage after inflation.
+	Compression bool
+	// CompressionMinSize is the smallest message compressed (default 256 bytes): below it the
+	// DEFLATE overhead saves too little to be worth the CPU.
+	CompressionMinSize int
 	// Check, if set, sees each request (target and headers) on the connection's loop once the
 	// WebSocket handshake is otherwise valid, before the 101 is written and before
 	// Handler.OnOpen: it routes or authorises the connection. It returns 0 to accept, or an HTTP
@@ -57,6 +67,7 @@ const (
 	DefaultPongMisses       = 3
 	DefaultCloseTimeout     = 3 * time.Second
 	DefaultMaxQueue         = 1 << 20
+	DefaultCompressionMin   = 256
 )
 
 // Validate reports a setting that cannot work, in the words of the flag that sets it. It is the
@@ -72,7 +83,7 @@ func (c Config) Validate() error {
 	case c.IdleTimeout < 0, c.WriteDelay < 0, c.HandshakeTimeout < 0, c.CloseTimeout < 0:
 		return errors.New("a timeout or delay is negative (0 means the default or off)")
 	case c.MaxMsgRate < 0 || c.MsgBurst < 0 || c.MaxConns < 0 || c.MaxQueue < 0 || c.MaxMessage < 0 ||
-		c.HighWater < 0 || c.LowWater < 0:
+		c.HighWater < 0 || c.LowWater < 0 || c.CompressionMinSize < 0:
 		return errors.New("a limit is negative (0 means the default or unlimited)")
 	}
 	d := c.WithDefaults()
@@ -113,6 +124,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.LowWater <= 0 {
 		c.LowWater = min(c.MaxQueue/4, c.HighWater/2)
+	}
+	if c.CompressionMinSize <= 0 {
+		c.CompressionMinSize = DefaultCompressionMin
 	}
 	if c.MaxMsgRate > 0 && c.MsgBurst <= 0 {
 		c.MsgBurst = max(1, int(c.MaxMsgRate))

@@ -35,6 +35,8 @@ const (
 	flagRdHup                        // an event reported the peer's FIN: read to EOF, no edge will come
 	flagInMessage                    // Handler.OnMessage of this connection is running (writes are answers)
 	flagGreeting                     // the 101 response is queued and not started: a Cut keeps it
+	flagDeflate                      // permessage-deflate was agreed at the handshake (deflate.go)
+	flagInflate                      // the fragmented message in progress is compressed (RSV1 on its first frame)
 )
 
 // Conn is one connection. Its methods are for its loop goroutine only (from Handler callbacks or
@@ -100,6 +102,10 @@ func (c *Conn) ID() uint64 { return c.id }
 
 // Engine returns the connection's engine.
 func (c *Conn) Engine() *Engine { return c.e }
+
+// Deflate reports whether the connection agreed on permessage-deflate at its handshake: it may
+// then be sent compressed frames (WriteFrameDeflate) and may send some. Loop goroutine only.
+func (c *Conn) Deflate() bool { return c.flags&flagDeflate != 0 }
 
 // Open reports whether the WebSocket is open for writing.
 func (c *Conn) Open() bool { return c.state == stateOpen && c.flags&flagCloseSent == 0 }

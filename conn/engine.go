@@ -34,6 +34,7 @@ type Engine struct {
 	resp     []byte                             // where a handshake response is built before it is queued (reused)
 	checking *Conn                              // the connection whose handshake is running, for check
 	check    func(*frame.Request) (int, string) // e.runCheck bound once (nil without Config.Check): no closure per handshake
+	growFn   func(b []byte, n int) []byte       // e.grow bound once, for frame.Inflate
 	dirty    []*Conn                            // connections with output queued or a close pending this pass
 	flushAt  int64                              // WriteDelay: when the pending output must be flushed; 0: nothing pending
 	seq      uint32                             // connection ID sequence
@@ -64,6 +65,7 @@ func NewEngine(loop *netpoll.Loop, cfg Config, h Handler, held *atomic.Int64) *E
 		e.check = e.runCheck
 	}
 	e.exp, _ = h.(Expirer)
+	e.growFn = e.grow
 	return e
 }
 

@@ -204,7 +204,7 @@ func (c *Conn) handshake(data []byte) int {
 		return 0
 	}
 	e.checking = c
-	resp, res := frame.Upgrade(e.resp[:0], data[:end], e.check)
+	resp, res := frame.UpgradeDeflate(e.resp[:0], data[:end], e.check, e.cfg.Compression)
 	e.checking = nil
 	e.resp = resp[:0] // grown once if a response did not fit
 	if res.Status != 101 {
@@ -214,6 +214,10 @@ func (c *Conn) handshake(data []byte) int {
 	c.queue().Write(resp)
 	c.flags |= flagGreeting
 	e.Stats.Handshakes.Add(1)
+	if res.Deflate {
+		c.flags |= flagDeflate
+		e.Stats.DeflateHandshakes.Add(1)
+	}
 	now := e.loop.Now()
 	c.state = stateOpen
 	c.flags |= flagOpened
@@ -251,7 +255,7 @@ func (c *Conn) frames(p []byte) (rest []byte, need int) {
 		if hn == 0 {
 			return p, 0
 		}
-		if err := frame.CheckHeader(h, c.fragOp != 0); err != nil {
+		if err := frame.CheckHeaderDeflate(h, c.fragOp != 0, c.flags&flagDeflate != 0); err != nil {
 			c.protocolError(err)
 			return nil, 0
 		}
@@ -263,9 +267,11 @@ func (c *Conn) frames(p []byte) (rest []byte, need int) {
 		}
 		total := hn + int(h.Length)
 		if len(p) < total {
-			if (h.OpCode == ws.OpText || h.OpCode == ws.OpContinuation && c.fragOp == ws.OpText) &&
+			if (h.OpCode == ws.OpText && h.Rsv == 0 ||
+				h.OpCode == ws.OpContinuation && c.fragOp == ws.OpText && c.flags&flagInflate == 0) &&
 				c.flags&flagCloseSent == 0 {
 				// Text is checked as it arrives, and its buffer sized as it grows (textPart).
+				// Compressed text is checked once inflated (deflate.go).
 				if hn < len(p) {
 					return c.textPart(p, h, hn), 0
 				}
@@ -380,6 +386,13 @@ func (c *Conn) frame(h ws.Header, payload []byte) {
 		if !c.allow() {
 			return
 		}
+		if h.Rsv != 0 { // RSV1: CheckHeaderDeflate allows no other bit, and only once agreed
+			c.flags |= flagInflate
+		}
+	}
+	if c.flags&flagInflate != 0 {
+		c.compressedFrame(h, op, payload)
+		return
 	}
 	if op == ws.OpText && !c.utf8.Write(payload) {
 		c.protocolError(frame.ErrInvalidUTF8)

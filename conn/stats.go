@@ -64,8 +64,9 @@ const (
 // TransportNames are the metric label values for the Transport* indexes.
 var TransportNames = [NumTransports]string{"websocket"}
 
-// Stats are one Engine's counters. The loop goroutine writes them; any goroutine may read them
-// (they are atomics so that a metrics scrape does not race with the loop).
+// Stats are one Engine's counters. The loop goroutine writes them (but for the Compress* ones,
+// see below); any goroutine may read them (they are atomics so that a metrics scrape does not
+// race with the loop).
 type Stats struct {
 	Handshakes    atomic.Uint64
 	Rejects       [NumRejects]atomic.Uint64
@@ -98,6 +99,16 @@ type Stats struct {
 	// QueuedBytes is the output queued on this engine's connections and not yet taken by their
 	// sockets, as of the end of the last loop pass (the backlog of deliveries).
 	QueuedBytes atomic.Int64
+
+	// permessage-deflate (deflate.go). The Compress* counters are also written by
+	// Engine.CompressFrame, from any goroutine.
+	DeflateHandshakes  atomic.Uint64 // handshakes that agreed on permessage-deflate
+	MessagesInflated   atomic.Uint64 // compressed messages received and inflated
+	InflateBytesIn     atomic.Uint64 // their compressed payload bytes
+	InflateBytesOut    atomic.Uint64 // their bytes once inflated
+	MessagesCompressed atomic.Uint64 // messages compressed (a fanned-out message once, whatever its deliveries)
+	CompressBytesIn    atomic.Uint64 // their payload bytes before compression
+	CompressBytesOut   atomic.Uint64 // their payload bytes after compression
 }
 
 // MessagesOut is the data frames queued: every frame but pings, pongs and close frames. It is

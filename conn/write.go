@@ -37,7 +37,9 @@ func (c *Conn) queue() *ringbuf.Queue {
 }
 
 // WriteMessage queues one message as a single frame, copying payload. It is flushed at the end of
-// the loop pass. Text payloads must be valid UTF-8 (the caller's responsibility).
+// the loop pass. Text payloads must be valid UTF-8 (the caller's responsibility). On a connection
+// that agreed on permessage-deflate a message of at least Config.CompressionMinSize bytes is
+// compressed (RSV1) when that makes it smaller.
 func (c *Conn) WriteMessage(op ws.OpCode, payload []byte) error {
 	if !c.Open() {
 		return ErrClosed
@@ -45,7 +47,9 @@ func (c *Conn) WriteMessage(op ws.OpCode, payload []byte) error {
 	if !c.fits(frame.HeaderLen(len(payload)) + len(payload)) {
 		return ErrSlowConsumer
 	}
-	c.writeFrame(op, payload)
+	if !c.writeCompressed(op, payload) {
+		c.writeFrame(op, payload)
+	}
 	return nil
 }
 

@@ -67,7 +67,7 @@ func TestFanoutNoAllocsPerDelivery(t *testing.T) {
 		s.Engines()[0].Post(func() {
 			defer close(done)
 			allocs = testing.AllocsPerRun(100, func() {
-				delivered = p.DeliverOn(0, "hot", 1<<41, frame)
+				delivered = p.DeliverOn(0, "hot", 1<<41, frame, nil)
 			})
 		})
 		<-done

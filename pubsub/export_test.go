@@ -11,6 +11,6 @@ func EncodeMessage(channel string, seq uint64, id string, data []byte) []byte {
 
 // DeliverOn queues frame on loop's subscribers of channel, as a delivery task does. Loop
 // goroutine only.
-func (p *PubSub) DeliverOn(loop int, channel string, seq uint64, frame []byte) int {
-	return p.subs[loop].Deliver(channel, seq, frame)
+func (p *PubSub) DeliverOn(loop int, channel string, seq uint64, frame, compressed []byte) int {
+	return p.subs[loop].Deliver(channel, seq, frame, compressed)
 }

@@ -34,7 +34,7 @@ func (p *PubSub) Publish(ctx context.Context, channel, id string, data []byte, w
 	if p.cluster != nil {
 		return p.cluster.publish(ctx, channel, id, data, wait)
 	}
-	var f []byte
+	var f, z []byte
 	var done *fanoutWait
 	if wait {
 		done = &fanoutWait{}
@@ -45,7 +45,12 @@ func (p *PubSub) Publish(ctx context.Context, channel, id string, data []byte, w
 			f, off = encodeMessage(channel, seq, id, data)
 			return f, off
 		},
-		func(loop int, seq uint64) { p.postDeliver(loop, channel, seq, f, done) })
+		func(loop int, seq uint64) {
+			if z == nil {
+				z = p.compress(f) // once, at the first loop with subscribers
+			}
+			p.postDeliver(loop, channel, seq, f, z, done)
+		})
 	out := PublishOutcome{Seq: res.Seq, Epoch: res.Epoch, Duplicate: res.Duplicate}
 	if done != nil {
 		done.wg.Wait()
@@ -57,7 +62,7 @@ func (p *PubSub) Publish(ctx context.Context, channel, id string, data []byte, w
 // apply brings a message numbered by the cluster's stream to this node's subscribers and
 // history. Consumer goroutine.
 func (p *PubSub) apply(m shard.Numbered, data []byte, done *fanoutWait) {
-	var f []byte
+	var f, z []byte
 	p.table.Apply(m,
 		func(seq uint64) ([]byte, int) {
 			var off int
@@ -70,17 +75,26 @@ func (p *PubSub) apply(m shard.Numbered, data []byte, done *fanoutWait) {
 			subs := p.subs[loop]
 			p.engines[loop].Post(func() { subs.Renumber(m.Channel, n.From, note) })
 		},
-		func(loop int, seq uint64) { p.postDeliver(loop, m.Channel, seq, f, done) })
+		func(loop int, seq uint64) {
+			if z == nil {
+				z = p.compress(f)
+			}
+			p.postDeliver(loop, m.Channel, seq, f, z, done)
+		})
 }
 
-// postDeliver posts the delivery of frame f (message seq of channel) to loop. Called under the
-// channel's shard lock, so the loop's FIFO keeps the channel's order.
-func (p *PubSub) postDeliver(loop int, channel string, seq uint64, f []byte, done *fanoutWait) {
+// postDeliver posts the delivery of frame f (message seq of channel; z its compressed twin or
+// noCompressed) to loop. Called under the channel's shard lock, so the loop's FIFO keeps the
+// channel's order.
+func (p *PubSub) postDeliver(loop int, channel string, seq uint64, f, z []byte, done *fanoutWait) {
 	if done != nil {
 		done.wg.Add(1)
 	}
 	subs, e := p.subs[loop], p.engines[loop]
-	if !e.Post(func() { p.deliver(subs, channel, seq, f, done) }) && done != nil {
+	if len(z) == 0 {
+		z = nil
+	}
+	if !e.Post(func() { p.deliver(subs, channel, seq, f, z, done) }) && done != nil {
 		done.wg.Done() // the loop has stopped
 	}
 }
@@ -90,10 +104,11 @@ type fanoutWait struct {
 	n  atomic.Int64
 }
 
-// deliver runs on a loop: queue the shared frame on the loop's subscribers.
-func (p *PubSub) deliver(subs *shard.Subscribers, channel string, seq uint64, f []byte, done *fanoutWait) {
+// deliver runs on a loop: queue the shared frame (or its compressed twin z) on the loop's
+// subscribers.
+func (p *PubSub) deliver(subs *shard.Subscribers, channel string, seq uint64, f, z []byte, done *fanoutWait) {
 	start := time.Now()
-	n := subs.Deliver(channel, seq, f)
+	n := subs.Deliver(channel, seq, f, z)
 	p.deliveries.Add(uint64(n))
 	p.fanout.Update(time.Since(start).Seconds())
 	if done != nil {
@@ -101,6 +116,27 @@ func (p *PubSub) deliver(subs *shard.Subscribers, channel string, seq uint64, f 
 		done.wg.Done()
 	}
 }
+
+// compress returns the compressed twin of the text frame f (an encoded message or broadcast,
+// compressed once for every subscriber that agreed on permessage-deflate), or noCompressed
+// when compression is off or does not pay (conn.Engine.CompressFrame). Any goroutine.
+func (p *PubSub) compress(f []byte) []byte {
+	if len(p.engines) == 0 {
+		return noCompressed
+	}
+	if on, _ := p.engines[0].Compression(); !on {
+		return noCompressed
+	}
+	_, hn, _ := frame.ParseHeader(f)
+	if z := p.engines[0].CompressFrame(opText, f[hn:]); z != nil {
+		return z
+	}
+	return noCompressed
+}
+
+// noCompressed is compress's "no compressed twin": empty but not nil, so that a publish
+// compresses at most once whatever the number of loops it reaches.
+var noCompressed = []byte{}
 
 // Broadcast sends data to every open connection as {"op":"broadcast","id":...,"data":...}, on
 // every node of a cluster, and returns how many connections of this node it reached (all of
@@ -119,6 +155,10 @@ func (p *PubSub) Broadcast(id string, data []byte, wait bool) (int, error) {
 // broadcastLocal queues a broadcast's payload, framed once, on every connection of this node.
 func (p *PubSub) broadcastLocal(payload []byte, wait bool) int {
 	f := frame.AppendFrame(make([]byte, 0, frame.HeaderLen(len(payload))+len(payload)), opText, payload)
+	z := p.compress(f)
+	if len(z) == 0 {
+		z = nil
+	}
 	p.broadcasts.Add(1)
 	var done fanoutWait
 	for _, e := range p.engines {
@@ -126,7 +166,7 @@ func (p *PubSub) broadcastLocal(payload []byte, wait bool) int {
 		if !e.Post(func() {
 			n := 0
 			e.Each(func(c *conn.Conn) {
-				if c.WriteFrame(f) == nil {
+				if c.WriteFrameDeflate(f, z) == nil {
 					n++
 				}
 			})

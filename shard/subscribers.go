@@ -132,23 +132,25 @@ func (s *Subscribers) remove(subs *Subs, k int) {
 }
 
 // Deliver queues frame (an encoded, immutable WebSocket frame) on every subscriber of channel
-// name on this loop that joined before seq, and returns how many it reached. Connections whose
-// queue is over its limit are closed by conn (slow consumer) and not counted. It allocates
-// nothing once the connections' queues are warm.
-func (s *Subscribers) Deliver(name string, seq uint64, frame []byte) int {
-	return s.write(name, seq, frame, false)
+// name on this loop that joined before seq, and returns how many it reached; compressed, when
+// not nil, is the same message compressed once (RSV1, conn.Engine.CompressFrame), queued instead
+// on the subscribers that agreed on permessage-deflate (conn.Conn.WriteFrameDeflate).
+// Connections whose queue is over its limit are closed by conn (slow consumer) and not counted.
+// It allocates nothing once the connections' queues are warm.
+func (s *Subscribers) Deliver(name string, seq uint64, frame, compressed []byte) int {
+	return s.write(name, seq, frame, compressed, false)
 }
 
 // Renumber moves every subscriber of channel name on this loop to position from (a numbering
 // that restarted or got its epoch) and queues frame (the notice: a complete, immutable WebSocket
 // frame) on each, before the messages that follow. It returns how many it reached.
 func (s *Subscribers) Renumber(name string, from uint64, frame []byte) int {
-	return s.write(name, from, frame, true)
+	return s.write(name, from, frame, nil, true)
 }
 
-// write queues frame on the channel's members: with renumber on every one, after moving it to
-// pos; otherwise on those that joined before pos.
-func (s *Subscribers) write(name string, pos uint64, frame []byte, renumber bool) int {
+// write queues frame (or compressed, see Deliver) on the channel's members: with renumber on
+// every one, after moving it to pos; otherwise on those that joined before pos.
+func (s *Subscribers) write(name string, pos uint64, frame, compressed []byte, renumber bool) int {
 	lc := s.channels[name]
 	if lc == nil {
 		return 0
@@ -167,7 +169,7 @@ func (s *Subscribers) write(name string, pos uint64, frame []byte, renumber bool
 		case m.from >= pos:
 			continue
 		}
-		if m.c.WriteFrame(frame) == nil {
+		if m.c.WriteFrameDeflate(frame, compressed) == nil {
 			n++
 		}
 	}

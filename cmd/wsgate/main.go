@@ -75,6 +75,9 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.Float64Var(&cc.MaxMsgRate, "max-msg-rate", 0, "inbound messages per second per connection, token bucket; excess closes with 1008 (0 = unlimited)")
 	fs.DurationVar(&cc.WriteDelay, "write-delay", 0, "hold output up to this long so messages leave in fewer TCP sends: less CPU per message for that much added latency (0 = send at the end of every loop pass)")
 	fs.IntVar(&cc.MsgBurst, "msg-burst", 0, "token bucket size for -max-msg-rate (0 = the rate, at least 1)")
+	fs.BoolVar(&cc.Compression, "compression", false, "offer permessage-deflate (RFC 7692) without context takeover: clients that accept get messages of at least -compression-min-size compressed, a fanned-out message compressed once for all of them")
+	cc.CompressionMinSize = 256
+	fs.Var((*intSize)(&cc.CompressionMinSize), "compression-min-size", "with -compression, the smallest message compressed (bytes; K, KiB suffixes; 0 = the default)")
 	ps := &o.pubsub
 	fs.BoolVar(&ps.ClientPublish, "client-publish", false, `pubsub: let WebSocket clients publish with {"op":"publish"}`)
 	fs.StringVar(&ps.APIKey, "api-key", "", "require \"Authorization: Bearer <key>\" on /api/ requests and the dashboard's data (prefer the env var)")
