@@ -4,12 +4,14 @@ package conn
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 
+	"github.com/wsgate/wsgate/frame"
 	"github.com/wsgate/wsgate/netpoll"
 )
 
@@ -185,11 +187,20 @@ func TestTextInPartsAndPausesNoAllocs(t *testing.T) {
 // TestHandshakeAllocs: a whole connection's life, accept, handshake, 101 response written, peer
 // gone, socket closed and struct pooled, allocates one object once the pools are warm: the
 // Sec-WebSocket-Accept value gobwas/ws's Upgrader makes (ws.writeAccept). The response is built
-// in a buffer the engine reuses, the upgrader is pooled (frame.Upgrade).
+// in a buffer the engine reuses, the upgrader is pooled (frame.Upgrade). A handshake that agrees
+// on permessage-deflate costs the same.
 func TestHandshakeAllocs(t *testing.T) {
-	h := newHarness(t, Config{})
+	t.Run("plain", func(t *testing.T) { testHandshakeAllocs(t, Config{}, upgradeRequest) })
+	t.Run("deflate", func(t *testing.T) {
+		testHandshakeAllocs(t, Config{Compression: true}, strings.Replace(upgradeRequest, "\r\n\r\n",
+			"\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n", 1))
+	})
+}
+
+func testHandshakeAllocs(t *testing.T, cfg Config, request string) {
+	h := newHarness(t, cfg)
 	h.rec.closed = make([]closeRec, 0, 1000)
-	req := []byte(upgradeRequest)
+	req := []byte(request)
 	buf := make([]byte, 512)
 	cycle := func() {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
@@ -215,6 +226,9 @@ func TestHandshakeAllocs(t *testing.T) {
 	for range 10 {
 		cycle()
 	}
+	if cfg.Compression && h.e.Stats.DeflateHandshakes.Load() != 10 {
+		t.Fatalf("%d of 10 handshakes agreed on deflate", h.e.Stats.DeflateHandshakes.Load())
+	}
 	a := testing.AllocsPerRun(100, cycle)
 	t.Logf("%v allocations per connection", a)
 	if a > 1 {
@@ -237,4 +251,58 @@ func TestNewConnIsOneObject(t *testing.T) {
 	}
 	// That the timer leads back to its connection is what every deadline test checks
 	// (heartbeat_test.go: pings, pong misses, idle and close timeouts on the right connection).
+}
+
+// TestDeflateNoAllocs: on a connection that agreed on permessage-deflate, once the pools are
+// warm, a compressed message received in one frame and in fragments is inflated into a pooled
+// buffer and its echo compressed into the queue without allocating; the handshake that agrees
+// allocates no more than a plain one.
+func TestDeflateNoAllocs(t *testing.T) {
+	h := newHarness(t, Config{Compression: true})
+	p := h.dial()
+	p.send([]byte(strings.Replace(upgradeRequest, "\r\n\r\n", "\r\nSec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n", 1)))
+	p.readHTTP(101)
+	if !h.e.conns[p.srv].Deflate() {
+		t.Fatal("deflate not agreed")
+	}
+	text := bytes.Repeat([]byte(`{"symbol":"ABC","price":101.25},`), 200)
+	z := frame.AppendDeflate(nil, text)
+	one := maskedFrame(ws.OpText, true, 4, z)
+	frags := append(maskedFrame(ws.OpText, false, 4, z[:len(z)/2]), maskedFrame(ws.OpContinuation, true, 0, z[len(z)/2:])...)
+	buf := make([]byte, 64<<10)
+	roundTrip := func(wire []byte) {
+		if _, err := unix.Write(p.fd, wire); err != nil {
+			t.Fatal(err)
+		}
+		h.e.OnEvent(p.srv, netpoll.EventRead)
+		h.pass()
+		n, err := unix.Read(p.fd, buf)
+		if err != nil || n < 4 || buf[0] != 0xc1 { // FIN, RSV1, text
+			t.Fatalf("echo %x, %v", buf[:max(n, 0)], err)
+		}
+	}
+	run := func() {
+		roundTrip(one)
+		roundTrip(frags)
+	}
+	run()
+	run()
+	if a := testing.AllocsPerRun(50, run); a != 0 {
+		t.Fatalf("%v allocations per compressed round trip, want 0", a)
+	}
+	if got := h.e.Stats.MessagesInflated.Load(); got != 2*(2+50+1) {
+		t.Fatalf("%d messages inflated", got)
+	}
+}
+
+// maskedFrame encodes a client frame with the given RSV bits.
+func maskedFrame(op ws.OpCode, fin bool, rsv byte, payload []byte) []byte {
+	b := frame.AppendHeader(nil, fin, op, len(payload))
+	b[0] |= rsv << 4
+	b[1] |= 0x80
+	mask := [4]byte{9, 8, 7, 6}
+	b = append(b, mask[:]...)
+	p := append([]byte(nil), payload...)
+	frame.Unmask(p, mask, 0)
+	return append(b, p...)
 }

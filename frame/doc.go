@@ -51,8 +51,9 @@
 //     connection it lives in (the connection's loop goroutine in wsgate).
 //   - Frames received are checked as a server receives them from a client
 //     (masked, RFC 6455 section 5.1); frames encoded are server frames, never
-//     masked. No extension and no subprotocol is ever negotiated, so RSV bits
-//     must be zero and Sec-WebSocket-Protocol is ignored.
+//     masked. The one extension is permessage-deflate without context
+//     takeover (UpgradeDeflate); without it RSV bits must be zero. No
+//     subprotocol is negotiated: Sec-WebSocket-Protocol is ignored.
 //   - Predefined errors are pointers compared by identity; their Reason fits
 //     a close frame (at most 123 bytes, RFC 6455 section 5.5).
 //   - The package imports only the standard library, github.com/gobwas/ws

@@ -158,12 +158,19 @@ func windowBits(v []byte) (wsflate.WindowBits, bool) {
 	return 0, false
 }
 
+// The answers as gobwas/ws handshake headers, made once: returning one allocates nothing (a
+// string converted to an interface at each handshake would be an allocation).
+var (
+	deflateAnswerHeader       ws.HandshakeHeader = ws.HandshakeHeaderString(deflateAnswer)
+	deflateAnswerBits15Header ws.HandshakeHeader = ws.HandshakeHeaderString(deflateAnswerBits15)
+)
+
 // deflateAnswerFor returns the response header line accepting offer p.
-func deflateAnswerFor(p wsflate.Parameters) ws.HandshakeHeaderString {
+func deflateAnswerFor(p wsflate.Parameters) ws.HandshakeHeader {
 	if p.ServerMaxWindowBits.Defined() {
-		return deflateAnswerBits15
+		return deflateAnswerBits15Header
 	}
-	return deflateAnswer
+	return deflateAnswerHeader
 }
 
 // extScanner walks a Sec-WebSocket-Extensions value.

@@ -9,20 +9,35 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate"
+	"github.com/wsgate/wsgate/conn"
+	wsframe "github.com/wsgate/wsgate/frame"
 	"github.com/wsgate/wsgate/pubsub"
 )
 
 // TestFanoutNoAllocsPerDelivery: queueing a published frame on a loop's subscribers allocates
 // nothing per delivered message (measured on the loop goroutine, where fan-out runs).
 func TestFanoutNoAllocsPerDelivery(t *testing.T) {
+	testFanoutAllocs(t, false)
+}
+
+// TestCompressedFanoutNoAllocsPerDelivery: with compression on, a message compressed once and
+// fanned out to a mix of subscribers that agreed on permessage-deflate (they get the compressed
+// frame) and subscribers that did not (the plain frame) allocates nothing per subscriber.
+func TestCompressedFanoutNoAllocsPerDelivery(t *testing.T) {
+	testFanoutAllocs(t, true)
+}
+
+func testFanoutAllocs(t *testing.T, compression bool) {
 	p, err := pubsub.New(pubsub.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	s, err := wsgate.New(wsgate.Config{Handler: p, Addr: "127.0.0.1:0", Loops: 1,
+		Conn:   conn.Config{Compression: compression},
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +49,8 @@ func TestFanoutNoAllocsPerDelivery(t *testing.T) {
 	const subs = 50
 	var cs []*websocket.Conn
 	for i := 0; i < subs; i++ {
-		c, _, err := websocket.DefaultDialer.Dial("ws://"+s.Addr().String()+"/", nil)
+		d := websocket.Dialer{EnableCompression: compression && i%2 == 0} // half of them
+		c, _, err := d.Dial("ws://"+s.Addr().String()+"/", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -61,13 +77,25 @@ func TestFanoutNoAllocsPerDelivery(t *testing.T) {
 			}
 		}(c)
 	}
-	frame := pubsub.EncodeMessage("hot", 1<<40, "", []byte(`{"price":42}`))
+	data := []byte(`{"price":42}`)
+	if compression {
+		data = []byte(`{"items":[` + strings.Repeat(`{"symbol":"ABC","price":101.25,"volume":1200},`, 20) + `{}]}`)
+	}
+	frame := pubsub.EncodeMessage("hot", 1<<40, "", data)
+	var compressed []byte
+	if compression {
+		_, hn, _ := wsframe.ParseHeader(frame)
+		compressed = s.Engines()[0].CompressFrame(ws.OpText, frame[hn:])
+		if compressed == nil {
+			t.Fatal("the message did not compress")
+		}
+	}
 	run := func() (allocs float64, delivered int) {
 		done := make(chan struct{})
 		s.Engines()[0].Post(func() {
 			defer close(done)
 			allocs = testing.AllocsPerRun(100, func() {
-				delivered = p.DeliverOn(0, "hot", 1<<41, frame, nil)
+				delivered = p.DeliverOn(0, "hot", 1<<41, frame, compressed)
 			})
 		})
 		<-done
