@@ -26,6 +26,9 @@
 //   - Text is checked as it arrives: a part of a text frame is unmasked, checked and moved to the
 //     message buffer at once (textPart), so invalid UTF-8 fails the connection before the rest
 //     of the frame is sent.
+//   - permessage-deflate (deflate.go, with Config.Compression) keeps no per-connection state
+//     beyond two flag bits: a compressed message is inflated at its last frame into a pooled
+//     buffer, with a pooled decompressor held only for the call; compressors likewise.
 //   - Conn structs are pooled per loop: a Conn pointer must not be kept past Handler.OnClose.
 //     Code on other goroutines refers to connections by ID, never by pointer.
 //   - One timer node per connection (embedded netpoll.Timer) serves every deadline: handshake,
