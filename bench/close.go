@@ -48,7 +48,7 @@ func (c *Conn) shutEvent(ev CloseEvent) {
 		c.fd = -1
 	}
 	c.state = stIdle
-	c.fragOp = 0
+	c.fragOp, c.deflate, c.zmsg = 0, false, false
 	c.rq, c.wq, c.msg, c.wpos = nil, nil, nil, 0
 	if opened {
 		l.stats.closed.Add(1)

@@ -90,6 +90,9 @@ type Config struct {
 	Drain time.Duration `json:"drain"`
 	// Backoff is churn's reconnect schedule.
 	Backoff Backoff `json:"backoff"`
+	// Compression offers permessage-deflate (RFC 7692) without context takeover; messages the
+	// server compresses are inflated by the driver (bench/deflate.go).
+	Compression bool `json:"compression,omitempty"`
 	// JSON is the result file path ("" for none).
 	JSON string `json:"-"`
 }

@@ -23,6 +23,9 @@ type Conn struct {
 	gen    uint32 // bumped by every Dial; epoll data and timers carry it
 	state  uint8
 	fragOp ws.OpCode // opcode of the message being reassembled, or 0
+	// deflate: the handshake agreed on permessage-deflate; zmsg: the message being reassembled
+	// is compressed (RSV1 on its first frame).
+	deflate, zmsg bool
 	dialAt int64     // engine clock at Dial
 	wpos   int       // bytes of wq already written
 	key    [keyLen]byte

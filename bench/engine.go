@@ -27,6 +27,8 @@ type EngineConfig struct {
 	// with global ID i sends Tokens[i % len(Tokens)] (a token file of many
 	// users spreads them over the connections).
 	Tokens []string
+	// Deflate offers permessage-deflate without context takeover (deflate.go).
+	Deflate bool
 	// Src spreads connections over source addresses by ID (see SrcRange.At);
 	// the zero range leaves the choice to the kernel.
 	Src SrcRange
@@ -84,6 +86,9 @@ func NewEngine(cfg EngineConfig, h Handler) (*Engine, error) {
 	}
 	if cfg.Loops > cfg.Slots && cfg.Slots > 0 {
 		cfg.Loops = cfg.Slots
+	}
+	if cfg.Deflate {
+		cfg.Header += deflateOffer // the offer rides with the extra header lines, built once
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 10 * time.Second

@@ -42,6 +42,7 @@ const maxFrameSize = 64 << 20
 // frameHeader is a parsed frame header.
 type frameHeader struct {
 	fin    bool
+	rsv1   bool // "Per-Message Compressed" (parseFrameHeaderExt with deflate only)
 	op     ws.OpCode
 	masked bool
 	length int64
@@ -55,6 +56,13 @@ type frameHeader struct {
 // and unfragmented, the 64-bit length's top bit clear, minimal length
 // encoding, and the driver's own maxFrameSize.
 func parseFrameHeader(b []byte) (h frameHeader, n int, err error) {
+	return parseFrameHeaderExt(b, false)
+}
+
+// parseFrameHeaderExt is parseFrameHeader on a connection that agreed on permessage-deflate
+// when deflate is true: RSV1 is then allowed on a text or binary frame (RFC 7692 section 6.1)
+// and reported in h.rsv1.
+func parseFrameHeaderExt(b []byte, deflate bool) (h frameHeader, n int, err error) {
 	if len(b) < 2 {
 		return h, 0, nil
 	}
@@ -62,8 +70,11 @@ func parseFrameHeader(b []byte) (h frameHeader, n int, err error) {
 	h.fin = b0&bitFin != 0
 	h.op = ws.OpCode(b0 & maskOp)
 	h.masked = b1&bitMask != 0
-	if b0&bitsRsv != 0 {
-		return h, 0, errRsv
+	if rsv := b0 & bitsRsv; rsv != 0 {
+		if !deflate || rsv != 0x40 || (h.op != ws.OpText && h.op != ws.OpBinary) {
+			return h, 0, errRsv
+		}
+		h.rsv1 = true
 	}
 	if h.masked {
 		return h, 0, errMaskedServer

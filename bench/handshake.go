@@ -79,25 +79,32 @@ func appendUpgradeRequest(dst []byte, host, path string, key []byte, extra, toke
 // when the status line could be read; a status other than 101 returns
 // errStatus.
 func parseUpgradeResponse(b []byte, key []byte) (n int, status int, err error) {
+	n, status, _, err = parseUpgradeResponseExt(b, key, false)
+	return n, status, err
+}
+
+// parseUpgradeResponseExt is parseUpgradeResponse for a client that offered permessage-deflate
+// when offered is true: deflate reports that the server agreed (deflateAnswer's rules).
+func parseUpgradeResponseExt(b []byte, key []byte, offered bool) (n int, status int, deflate bool, err error) {
 	end := bytes.Index(b, []byte("\r\n\r\n"))
 	if end < 0 {
 		if len(b) > maxResponseHead {
-			return 0, 0, errHeadTooLarge
+			return 0, 0, false, errHeadTooLarge
 		}
-		return 0, 0, nil
+		return 0, 0, false, nil
 	}
 	if end+4 > maxResponseHead {
-		return 0, 0, errHeadTooLarge
+		return 0, 0, false, errHeadTooLarge
 	}
 	n = end + 4
 	head := b[:end]
 	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
 	status, err = parseStatusLine(line)
 	if err != nil {
-		return n, 0, err
+		return n, 0, false, err
 	}
 	if status != 101 {
-		return n, status, errStatus
+		return n, status, false, errStatus
 	}
 	var upgrade, connection, accept bool
 	want := acceptFor(key)
@@ -105,7 +112,7 @@ func parseUpgradeResponse(b []byte, key []byte) (n int, status int, err error) {
 		line, rest, _ = bytes.Cut(rest, []byte("\r\n"))
 		name, value, ok := bytes.Cut(line, []byte(":"))
 		if !ok || len(name) == 0 || bytes.ContainsAny(name, " \t") {
-			return n, status, errBadHeaderLine
+			return n, status, false, errBadHeaderLine
 		}
 		value = bytes.Trim(value, " \t")
 		switch {
@@ -116,23 +123,29 @@ func parseUpgradeResponse(b []byte, key []byte) (n int, status int, err error) {
 		case asciiEqualFold(name, "Sec-WebSocket-Accept"):
 			accept = bytes.Equal(value, want[:])
 			if !accept {
-				return n, status, errBadAccept
+				return n, status, false, errBadAccept
 			}
-		case asciiEqualFold(name, "Sec-WebSocket-Extensions"), asciiEqualFold(name, "Sec-WebSocket-Protocol"):
+		case asciiEqualFold(name, "Sec-WebSocket-Extensions"):
 			if len(value) > 0 {
-				return n, status, errUnrequestedExt
+				if deflate, err = deflateAnswer(value, offered); err != nil {
+					return n, status, false, err
+				}
+			}
+		case asciiEqualFold(name, "Sec-WebSocket-Protocol"):
+			if len(value) > 0 {
+				return n, status, false, errUnrequestedExt
 			}
 		}
 	}
 	switch {
 	case !upgrade:
-		return n, status, errNotUpgraded
+		return n, status, false, errNotUpgraded
 	case !connection:
-		return n, status, errNoConnUpgrade
+		return n, status, false, errNoConnUpgrade
 	case !accept:
-		return n, status, errBadAccept
+		return n, status, false, errBadAccept
 	}
-	return n, status, nil
+	return n, status, deflate, nil
 }
 
 // parseStatusLine reads "HTTP/1.x SSS reason" (RFC 9112 4).

@@ -40,6 +40,8 @@ type Loop struct {
 	free     [][]byte    // loop-local buffer pool
 	runq     []func(*Loop)
 	stopping bool
+	infl     *inflater // -compression: the loop's decompressor, made on first use
+	zbuf     []byte    // -compression: a compressed message with its tail, for infl
 
 	dialing   bool
 	dialNext  int

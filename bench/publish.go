@@ -55,7 +55,9 @@ type publisher interface {
 }
 
 // appendPublishData appends the data object {"t":T,"n":N}, padded to size bytes with a
-// ,"p":"xxx…" member when size leaves room for it.
+// ,"p":"…" member when size leaves room for it. The padding reads like market data (ticker
+// symbols with prices and volumes drawn from a generator seeded by N), so that it compresses
+// about as well as real JSON does (2-4x with permessage-deflate), not like one repeated byte.
 func appendPublishData(dst []byte, t, n int64, size int) []byte {
 	start := len(dst)
 	dst = append(dst, `{"t":`...)
@@ -64,13 +66,29 @@ func appendPublishData(dst []byte, t, n int64, size int) []byte {
 	dst = strconv.AppendInt(dst, n, 10)
 	if pad := size - (len(dst) - start) - len(`,"p":""}`); pad > 0 {
 		dst = append(dst, `,"p":"`...)
-		for ; pad > 0; pad-- {
-			dst = append(dst, 'x')
+		end := len(dst) + pad
+		x := uint64(n)*0x9e3779b97f4a7c15 | 1
+		for len(dst) < end {
+			x ^= x << 13
+			x ^= x >> 7
+			x ^= x << 17
+			dst = append(dst, padSymbols[x%uint64(len(padSymbols))]...)
+			dst = append(dst, ' ')
+			dst = strconv.AppendUint(dst, 10+x>>8%990, 10)
+			dst = append(dst, '.')
+			dst = strconv.AppendUint(dst, 10+x>>20%90, 10)
+			dst = append(dst, ' ')
+			dst = strconv.AppendUint(dst, x>>32%5000, 10)
+			dst = append(dst, ';', ' ')
 		}
-		dst = append(dst, '"')
+		dst = append(dst[:end], '"')
 	}
 	return append(dst, '}')
 }
+
+// padSymbols are the ticker symbols of appendPublishData's padding.
+var padSymbols = [...]string{"AAPL", "MSFT", "GOOG", "AMZN", "NVDA", "META", "TSLA", "NFLX",
+	"ORCL", "INTC", "AMD", "IBM", "CSCO", "ADBE", "CRM", "QCOM"}
 
 // ------------------------------------------------------------ WebSocket
 

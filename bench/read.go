@@ -24,6 +24,7 @@ func (c *Conn) readAll(hup bool) {
 			c.onEOF()
 			return
 		}
+		l.stats.bytesIn.Add(int64(n))
 		c.consume(l.rbuf[:n])
 		if c.gen != gen || c.state == stIdle {
 			return
@@ -92,7 +93,7 @@ func (c *Conn) consume(data []byte) {
 func (c *Conn) frames(b []byte) []byte {
 	gen := c.gen
 	for len(b) > 0 {
-		h, hn, err := parseFrameHeader(b)
+		h, hn, err := parseFrameHeaderExt(b, c.deflate)
 		if err != nil {
 			c.protocolError(err)
 			return nil
@@ -134,7 +135,13 @@ func (c *Conn) frame(h frameHeader, payload []byte) {
 			c.protocolError(errors.New("new data frame inside a fragmented message"))
 			return
 		}
-		if h.fin {
+		if h.rsv1 {
+			c.zmsg = true
+			if h.fin {
+				c.deliverCompressed(h.op, payload)
+				return
+			}
+		} else if h.fin {
 			c.deliver(h.op, payload)
 			return
 		}
@@ -156,12 +163,31 @@ func (c *Conn) frame(h frameHeader, payload []byte) {
 		gen := c.gen
 		op, msg := c.fragOp, c.msg
 		c.fragOp = 0
-		c.deliver(op, msg)
+		if c.zmsg {
+			c.deliverCompressed(op, msg)
+		} else {
+			c.deliver(op, msg)
+		}
 		if c.gen == gen && c.state != stIdle {
 			l.putBuf(c.msg)
 			c.msg = nil
 		}
 	}
+}
+
+// deliverCompressed inflates a complete compressed message and delivers it.
+func (c *Conn) deliverCompressed(op ws.OpCode, z []byte) {
+	l := c.loop
+	c.zmsg = false
+	msg, err := l.inflate(l.getBuf(4*len(z)), z)
+	if err != nil {
+		l.putBuf(msg)
+		c.protocolError(err)
+		return
+	}
+	l.stats.compressedIn.Add(1)
+	c.deliver(op, msg)
+	l.putBuf(msg)
 }
 
 // deliver hands a complete message to Handler.OnMessage while the

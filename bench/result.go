@@ -54,6 +54,11 @@ type Result struct {
 	Handshake      *Histogram  `json:"handshake_hist,omitempty"`
 	HandshakeUs    Percentiles `json:"handshake"`
 	PingsAnswered  int64       `json:"pings_answered"`
+	// With -compression: connections that agreed on permessage-deflate and compressed messages
+	// received. BytesIn is every byte the driver's sockets read (the wire, headers included).
+	Deflated     int64 `json:"deflate_conns"`
+	CompressedIn int64 `json:"compressed_msgs_in"`
+	BytesIn      int64 `json:"bytes_in"`
 
 	// The measured phase: ops are round trips (echo), deliveries
 	// (pubsub), opened connections (connect) or reconnects (churn).
@@ -199,6 +204,9 @@ func (r *Result) Merge(o *Result) {
 	r.Disconnects += o.Disconnects
 	r.OpenAtEnd += o.OpenAtEnd
 	r.PingsAnswered += o.PingsAnswered
+	r.Deflated += o.Deflated
+	r.CompressedIn += o.CompressedIn
+	r.BytesIn += o.BytesIn
 	r.DriverCPUSeconds += o.DriverCPUSeconds
 	r.Failures = mergeCounts(r.Failures, o.Failures)
 	r.Drops = mergeCounts(r.Drops, o.Drops)
@@ -393,6 +401,11 @@ func (r *Result) SummaryLine() string {
 	}
 	kv("throughput", r.Throughput)
 	kv("unit", r.ThroughputUnit)
+	if r.Config.Compression {
+		kv("deflate_conns", r.Deflated)
+		kv("compressed_msgs_in", r.CompressedIn)
+	}
+	kv("bytes_in", r.BytesIn)
 	if r.Latency != nil && r.Latency.Count() > 0 {
 		kv("p50_us", r.LatencyUs.P50)
 		kv("p90_us", r.LatencyUs.P90)

@@ -97,6 +97,9 @@ func (b *base) collectLoop(l *Loop, r *Result) {
 	r.Disconnects += closed
 	r.OpenAtEnd += opened - closed
 	r.PingsAnswered += st.pingsIn.Load()
+	r.Deflated += st.deflated.Load()
+	r.CompressedIn += st.compressedIn.Load()
+	r.BytesIn += st.bytesIn.Load()
 	s := &b.loops[l.Index()]
 	r.Handshake = mergeHist(r.Handshake, &s.handshake)
 	r.Failures = mergeCounts(r.Failures, s.failures)

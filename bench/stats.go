@@ -31,4 +31,7 @@ func (e *Engine) Stats() EngineStats {
 // goroutine only and loaded by any (Engine.Stats, collectLoop).
 type loopStats struct {
 	dials, opened, failed, closed, pingsIn atomic.Int64
+	// -compression: handshakes that agreed on permessage-deflate, compressed messages received,
+	// and the bytes read from every socket (the wire, compressed or not).
+	deflated, compressedIn, bytesIn atomic.Int64
 }

@@ -37,7 +37,7 @@ func (c *Conn) upgradeResponse(data []byte) (framesFollow bool) {
 		c.rq = l.getBuf(len(data))
 	}
 	c.rq = append(c.rq, data...)
-	n, status, err := parseUpgradeResponse(c.rq, c.key[:])
+	n, status, deflate, err := parseUpgradeResponseExt(c.rq, c.key[:], l.e.cfg.Deflate)
 	if err != nil {
 		reason := ReasonBadHandshake
 		if errors.Is(err, errStatus) {
@@ -50,6 +50,10 @@ func (c *Conn) upgradeResponse(data []byte) (framesFollow bool) {
 		return false
 	}
 	c.state = stOpen
+	c.deflate = deflate
+	if deflate {
+		l.stats.deflated.Add(1)
+	}
 	l.stats.opened.Add(1)
 	l.e.h.OnOpen(c)
 	if c.gen != gen || c.state == stIdle {

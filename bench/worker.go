@@ -129,6 +129,7 @@ func newWorkerRun(ctx context.Context, spec WorkerSpec, emit func(workerMsg)) (*
 		SlotBase:         spec.SlotBase,
 		HandshakeTimeout: cfg.Timeout,
 		Tokens:           cfg.Tokens,
+		Deflate:          cfg.Compression,
 	}
 	if cfg.Scenario == ScenarioEcho && cfg.MsgRate > 0 {
 		ecfg.Tick = time.Millisecond

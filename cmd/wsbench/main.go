@@ -201,6 +201,7 @@ func scenarioFlags(name string, cfg *bench.Config, stderr io.Writer) (fs *flag.F
 	fs.IntVar(&cfg.Loops, "loops", 0, "event loops per worker (0: CPUs / workers)")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "connect plus handshake timeout per connection")
 	fs.DurationVar(&cfg.Drain, "drain", cfg.Drain, "longest wait for in-flight messages after the measured phase")
+	fs.BoolVar(&cfg.Compression, "compression", false, "offer permessage-deflate without context takeover (server_no_context_takeover required); compressed messages are inflated")
 	strict = fs.Bool("strict", false, "exit with status 3 if any connection failed or any message was lost, duplicated or corrupted")
 	fs.Func("token", "connection `token` (JWT) sent by every connection as \"Authorization: Bearer\" (a server with -jwt-secret or -jwt-public-key)", func(v string) error {
 		if v = strings.TrimSpace(v); v == "" {
