@@ -26,12 +26,12 @@ type Conn struct {
 	// deflate: the handshake agreed on permessage-deflate; zmsg: the message being reassembled
 	// is compressed (RSV1 on its first frame).
 	deflate, zmsg bool
-	dialAt int64     // engine clock at Dial
-	wpos   int       // bytes of wq already written
-	key    [keyLen]byte
-	rq     []byte // unparsed input: partial frame or handshake response
-	wq     []byte // output the socket did not take yet
-	msg    []byte // fragments of the message being reassembled
+	dialAt        int64 // engine clock at Dial
+	wpos          int   // bytes of wq already written
+	key           [keyLen]byte
+	rq            []byte // unparsed input: partial frame or handshake response
+	wq            []byte // output the socket did not take yet
+	msg           []byte // fragments of the message being reassembled
 }
 
 // Index returns the slot's index within its engine (0..Slots-1).
