@@ -2,7 +2,7 @@
 // benchmarks (bench/peers/compare.sh): an echo server and the pub/sub subset
 // of wsgate's protocol, written the way gws's README and examples recommend.
 //
-//	gws -addr 127.0.0.1:8080 -mode echo|pubsub
+//	gws -addr 127.0.0.1:8080 -mode echo|pubsub [-compression]
 //
 // Configuration, following gws's documentation:
 //
@@ -12,7 +12,9 @@
 //     here is RunListener's plus a clean return when the listener closes
 //     (RunListener retries Accept forever, so it cannot be stopped).
 //   - ParallelEnabled is false (messages of one connection are handled in
-//     order on its read goroutine), compression is off, CheckUtf8Enabled is
+//     order on its read goroutine), compression is off unless -compression
+//     (then permessage-deflate without context takeover, level 1, threshold
+//     256 bytes, as wsgate's -compression), CheckUtf8Enabled is
 //     left at its default false ("turn off the performance will be better").
 //   - ReadBufferSize is 1024 instead of 4096: above every message the
 //     benchmarks send, and each connection keeps its bufio.Reader for life.

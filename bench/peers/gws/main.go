@@ -14,9 +14,10 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8080", "listen address")
 	mode := flag.String("mode", "pubsub", "echo or pubsub")
+	compression := flag.Bool("compression", false, "permessage-deflate without context takeover, messages of 256 bytes or more compressed (level 1)")
 	flag.Parse()
 
-	srv, err := newServer(*mode)
+	srv, err := newServer(*mode, *compression)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)

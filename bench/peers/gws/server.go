@@ -39,8 +39,9 @@ type server struct {
 	closed bool
 }
 
-// newServer returns a server for mode "echo" or "pubsub".
-func newServer(mode string) (*server, error) {
+// newServer returns a server for mode "echo" or "pubsub", with permessage-deflate when
+// compression is set.
+func newServer(mode string, compression bool) (*server, error) {
 	s := &server{reg: peerproto.NewRegistry(func() subscribers { return make(subscribers) })}
 	switch mode {
 	case "echo":
@@ -49,10 +50,21 @@ func newServer(mode string) (*server, error) {
 	default:
 		return nil, fmt.Errorf("unknown -mode %q (want echo or pubsub)", mode)
 	}
-	s.upgrader = gws.NewUpgrader(s, &gws.ServerOption{
+	opt := &gws.ServerOption{
 		ParallelEnabled: false,
 		ReadBufferSize:  readBufferSize,
-	})
+	}
+	if compression {
+		// As wsgate's -compression: no context takeover either way (no window per connection),
+		// the fastest level, a 256-byte threshold. gws's Broadcaster compresses a broadcast once
+		// for every subscriber that negotiated it.
+		opt.PermessageDeflate.Enabled = true
+		opt.PermessageDeflate.Level = 1
+		opt.PermessageDeflate.Threshold = 256
+		opt.PermessageDeflate.ServerContextTakeover = false
+		opt.PermessageDeflate.ClientContextTakeover = false
+	}
+	s.upgrader = gws.NewUpgrader(s, opt)
 	return s, nil
 }
 
