@@ -88,8 +88,9 @@ func AppendDeflateHeader(dst []byte, op ws.OpCode, payloadLen int) []byte {
 // inflater is a pooled decompressor and the source it reads: the message's compressed bytes,
 // then deflateTail.
 type inflater struct {
-	fr  io.ReadCloser // a compress/flate decompressor; also a flate.Resetter
-	src tailReader
+	fr    io.ReadCloser // a compress/flate decompressor; also a flate.Resetter
+	src   tailReader
+	probe [1]byte // where Inflate reads the byte that tells a message at the limit from one over it
 }
 
 // tailReader reads p then deflateTail. It is an io.ByteReader, so compress/flate reads it
@@ -136,9 +137,9 @@ var inflaters = sync.Pool{New: func() any {
 // Inflate appends to dst the message whose compressed payload is src (RFC 7692 section 7.2.2:
 // src followed by 00 00 ff ff, inflated), and returns the extended slice. It never produces
 // more than limit bytes of message: past that it stops with ErrMessageTooBig (a deflate bomb
-// costs at most limit bytes plus one step of growth). A stream that does not inflate is
-// ErrInflate. When dst is full, grow(dst, n) must return a slice with dst's content and room
-// for at least n more bytes (Inflate asks for what keeps within limit+1); dst and the slices
+// costs at most limit bytes of buffer). A stream that does not inflate is ErrInflate. When dst
+// is full, grow(dst, n) must return a slice with dst's content and room for at least n more
+// bytes (Inflate never asks for more than the limit leaves); dst and the slices
 // grow returns are the caller's, and on error the returned slice is what the caller must
 // release. src is only read. Zero allocations once the pool is warm (grow aside); any goroutine.
 func Inflate(dst, src []byte, limit int, grow func(b []byte, n int) []byte) ([]byte, *Error) {
@@ -152,14 +153,23 @@ func Inflate(dst, src []byte, limit int, grow func(b []byte, n int) []byte) ([]b
 	start := len(dst)
 	var ferr *Error
 	for {
-		if len(dst) == cap(dst) {
-			room := min(max(len(dst)-start, 4096), limit+1-(len(dst)-start))
-			dst = grow(dst, room)
+		var n int
+		var err error
+		switch got := len(dst) - start; {
+		case got == limit:
+			// At the limit: one more byte of output, read aside, is one too many. (Buffers
+			// never grow past the limit, so a limit that is a pool size class stays pooled.)
+			if n, err = in.fr.Read(in.probe[:]); n > 0 {
+				ferr = ErrMessageTooBig
+			}
+		default:
+			if len(dst) == cap(dst) {
+				dst = grow(dst, min(max(got, 4096), limit-got))
+			}
+			n, err = in.fr.Read(dst[len(dst):min(cap(dst), len(dst)+limit-got)])
+			dst = dst[:len(dst)+n]
 		}
-		n, err := in.fr.Read(dst[len(dst):cap(dst)])
-		dst = dst[:len(dst)+n]
-		if len(dst)-start > limit {
-			ferr = ErrMessageTooBig
+		if ferr != nil {
 			break
 		}
 		if err == io.EOF || err == io.ErrUnexpectedEOF {
