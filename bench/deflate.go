@@ -17,20 +17,16 @@ import (
 const deflateOffer = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_no_context_takeover\r\n"
 
 var (
-	errDeflateAnswer  = errors.New("server's permessage-deflate answer keeps a compression context (no server_no_context_takeover)")
-	errDeflateOffered = errors.New("server selected permessage-deflate, which was not offered")
-	errInflate        = errors.New("compressed message does not inflate")
+	errDeflateAnswer = errors.New("server's permessage-deflate answer keeps a compression context (no server_no_context_takeover)")
+	errInflate       = errors.New("compressed message does not inflate")
 )
 
 // deflateAnswer checks the value of the response's Sec-WebSocket-Extensions header against
 // the offer: it reports whether permessage-deflate was agreed.
 func deflateAnswer(value []byte, offered bool) (bool, error) {
 	name, params, _ := bytes.Cut(value, []byte(";"))
-	if string(bytes.TrimSpace(name)) != "permessage-deflate" {
+	if !offered || string(bytes.TrimSpace(name)) != "permessage-deflate" {
 		return false, errUnrequestedExt
-	}
-	if !offered {
-		return false, errDeflateOffered
 	}
 	noCtx := false
 	for _, p := range bytes.Split(params, []byte(";")) {

@@ -18,7 +18,7 @@ func TestDeflateAnswer(t *testing.T) {
 		{"permessage-deflate;server_no_context_takeover", true, true, nil},
 		{"permessage-deflate; client_no_context_takeover", true, false, errDeflateAnswer},
 		{"permessage-deflate", true, false, errDeflateAnswer},
-		{"permessage-deflate; server_no_context_takeover", false, false, errDeflateOffered},
+		{"permessage-deflate; server_no_context_takeover", false, false, errUnrequestedExt},
 		{"x-webkit-deflate-frame", true, false, errUnrequestedExt},
 	}
 	for _, tt := range tests {
