@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/auth"
 	"github.com/wsgate/wsgate/pubsub"
 )
 
@@ -79,4 +80,33 @@ func TestBrowserClientRecovers(t *testing.T) {
 		`demoState.messages.map(m => m.seq).join() === "1,2,3,4,5,6,7" &&
 		 demoState.messages.every(m => m.id === "m" + m.seq && m.data.n === m.seq) &&
 		 demoState.recoveryFailed.length === 0 && document.querySelector("#log .gap") === null`)
+}
+
+// TestBrowserDemoToken: with tokens required (HS256), the demo page's first attempts are refused
+// with 401 and its client keeps retrying with backoff; once a token is typed into the page, the
+// next attempt carries it as ?token=, the page subscribes to a channel the token allows and
+// shows what is published there.
+func TestBrowserDemoToken(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s, _ := authServer(t, nil, auth.Config{Secret: authSecret}, pubsub.Config{})
+	tok := mint(t, authSecret, auth.Mint{Sub: "42", Channels: []string{"demo"}, Expires: time.Now().Add(time.Hour)})
+
+	page := openPage(t, ctx, startChromium(t, ctx))
+	if err := page.call(ctx, "Page.navigate", map[string]any{"url": "http://" + s.AdminAddr() + "/"}, nil); err != nil {
+		t.Fatalf("Page.navigate: %v", err)
+	}
+	page.waitTrue(t, ctx, "the page is refused without a token and retries",
+		`window.demoState && demoState.state === "connecting" &&
+		 document.getElementById("log").textContent.includes("could not connect")`)
+	if !page.evalBool(t, ctx, fmt.Sprintf(`(document.getElementById("token").value = %s, true)`, jsString(tok))) {
+		t.Fatal("typing the token failed")
+	}
+	page.waitTrue(t, ctx, "the page connects with the token and subscribes",
+		`demoState.state === "subscribed" && demoState.channel === "demo"`)
+	code, out := publishOn(t, s, "demo", "with-token", `{"ok":true}`)
+	if code != http.StatusOK || out["delivered"] != 1.0 {
+		t.Fatalf("publish: %d %v", code, out)
+	}
+	page.waitTrue(t, ctx, "the page shows the message", `demoState.messages.some(m => m.id === "with-token" && m.data.ok === true)`)
 }

@@ -34,6 +34,7 @@
  * @property {string[]} [urls]       more URLs of the same gateway (cluster nodes), tried in turn after
  *                                   each failed attempt or lost connection
  * @property {() => (string | Promise<string>)} [token]  called before every attempt; sent as ?token=
+ *                                   (an empty result connects without a token)
  * @property {string} [healthURL]    fetched before every reconnect attempt; not 2xx: the attempt fails
  * @property {string[]} [healthURLs] one health URL per WebSocket URL (the first for `url`); "" for none
  * @property {number} [backoffInitial=500]  delay before the first reconnect attempt
@@ -317,7 +318,10 @@ export class Client {
         const r = await this._fetch(ep.health, { signal: ac.signal });
         if (!r.ok) throw new Error(`wsgate: health probe ${ep.health}: HTTP ${r.status}`);
       }
-      if (this._o.token) url = withToken(url, await this._o.token());
+      if (this._o.token) {
+        const tok = await this._o.token();
+        if (tok) url = withToken(url, tok); // "" or null: connect without one
+      }
     } catch (err) {
       return fail(err);
     }

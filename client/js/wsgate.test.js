@@ -299,3 +299,17 @@ test("a handler that throws does not stop the deliveries", () => {
   assert.match(got.errors.at(-1).message, /boom/);
   client.close();
 });
+
+test("an empty token connects without ?token=", async () => {
+  let tok = "";
+  const { WS, clock, client } = setup({ token: () => tok });
+  await settle();
+  assert.equal(new URL(WS.all[0].url).searchParams.has("token"), false);
+  WS.all[0].drop(1006); // refused before opening (a 401)
+  await settle();
+  tok = "typed-later";
+  clock.fire();
+  await settle();
+  assert.equal(new URL(WS.all[1].url).searchParams.get("token"), "typed-later");
+  client.close();
+});
