@@ -336,12 +336,19 @@ func TestDashboardStatsAndMetricsFollowTraffic(t *testing.T) {
 	if len(top) < 2 || top[0].Channel != "hot" || top[0].Subscribers != 3 || top[1].Channel != "cold" || top[1].Subscribers != 2 {
 		t.Errorf("top channels by subscribers %+v", top)
 	}
+	// The kernel spreads connections over the loops by hash: a loop may have none (and, with no
+	// timer either, sleep through the test). A loop that holds connections did work.
 	var perLoop int64
+	var events uint64
 	for _, l := range st.Loops {
 		perLoop += l.Connections
-		if l.Passes == 0 || l.Events == 0 || l.BusySeconds <= 0 || l.PassBuckets[len(l.PassBuckets)-1] == 0 {
-			t.Errorf("loop %d did nothing: %+v", l.Loop, l)
+		events += l.Events
+		if l.Connections > 0 && (l.Passes == 0 || l.Events == 0 || l.BusySeconds <= 0 || l.PassBuckets[len(l.PassBuckets)-1] == 0) {
+			t.Errorf("loop %d holds connections but did nothing: %+v", l.Loop, l)
 		}
+	}
+	if events == 0 {
+		t.Error("no loop handled an event")
 	}
 	if perLoop != 5 || st.Connections.ByTransport["websocket"] != 5 {
 		t.Errorf("connections per loop add up to %d, by transport %v; want 5", perLoop, st.Connections.ByTransport)
