@@ -49,6 +49,10 @@ func (s *Server) registerMetrics() {
 	m.NewGauge("wsgate_accept_pauses_total", sumL(func(st *netpoll.LoopStats) uint64 { return st.AcceptPauses.Load() }))
 	m.NewGauge("wsgate_loop_wakeups_total", sumL(func(st *netpoll.LoopStats) uint64 { return st.Wakeups.Load() }))
 	m.NewGauge("wsgate_stale_events_total", sumL(func(st *netpoll.LoopStats) uint64 { return st.StaleEvents.Load() }))
+	// By transport (open connections by transport: wsgate_loop_connections below).
+	m.NewGauge(`wsgate_transport_opened_total{transport="websocket"}`, sumE(func(e *conn.Engine) uint64 { return e.Stats.Handshakes.Load() }))
+	m.NewGauge(`wsgate_transport_opened_total{transport="sse"}`, sumE(func(e *conn.Engine) uint64 { return e.Stats.Streams.Load() }))
+	m.NewGauge("wsgate_sse_events_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.EventsOut.Load() }))
 	m.NewGauge("wsgate_handshakes_total", sumE(func(e *conn.Engine) uint64 { return e.Stats.Handshakes.Load() }))
 	for i, name := range conn.RejectNames {
 		m.NewGauge(fmt.Sprintf(`wsgate_handshake_rejects_total{reason=%q}`, name),

@@ -24,7 +24,14 @@ func (c *Conn) Close(code ws.StatusCode, reason string) {
 	c.armCloseTimeout()
 }
 
+// (For a stream, Close ends the body after the events queued and closes the socket once the
+// client has read it and closed its side, or at the close timeout.)
+
 func (c *Conn) sendClose(code ws.StatusCode, reason string) {
+	if c.mode&modeStream != 0 {
+		c.endStream(code) // a stream has no closing handshake: its body ends
+		return
+	}
 	c.flags |= flagCloseSent
 	c.closeCode = uint16(code)
 	var buf [2 + 125 + 14]byte

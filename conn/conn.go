@@ -39,6 +39,12 @@ const (
 	flagInflate                      // the fragmented message in progress is compressed (RSV1 on its first frame)
 )
 
+// Mode bits: what a connection carries (the flag word is full).
+const (
+	modeStream  uint8 = 1 << iota // an HTTP event stream (stream.go), not a WebSocket
+	modeChunked                   // the stream's body is in chunked transfer coding (HTTP/1.1)
+)
+
 // Conn is one connection. Its methods are for its loop goroutine only (from Handler callbacks or
 // tasks posted with Engine.Post); the struct is pooled and reused once Handler.OnClose returns.
 //
@@ -69,7 +75,7 @@ const (
 //	168  state      1
 //	169  fragOp     1
 //	170  utf8       1  incremental UTF-8 state of the text being received
-//	171             1  padding
+//	171  mode       1  mode* bits: a stream, chunked
 //	172  tokens     4  rate limit bucket
 type Conn struct {
 	e *Engine // immutable for the struct's life
@@ -82,10 +88,10 @@ type Conn struct {
 	timer netpoll.Timer  // the one timer of every deadline (heartbeat.go), filed in the loop's wheel
 
 	id       uint64 // loop | sequence | fd, see Engine.newConn
-	lastRecv int64  // last frame of any kind received
-	lastData int64  // last data frame received (idle timeout)
+	lastRecv int64  // last frame of any kind received; a stream: when its output was last seen drained (heartbeat.go)
+	lastData int64  // last data frame received (idle timeout); a stream: last timer run after an event
 	nextPing int64  // when the next ping is due
-	tokAt    int64  // when tokens was last topped up
+	tokAt    int64  // when tokens was last topped up; a stream: events queued since its timer last ran
 
 	fd        int32
 	closeCode uint16    // code reported to OnClose
@@ -93,6 +99,7 @@ type Conn struct {
 	state     uint8     // state* value
 	fragOp    ws.OpCode // opcode of the fragmented message in progress, 0 if none
 	utf8      frame.UTF8
+	mode      uint8   // mode* bits (set once, at OnRequest)
 	tokens    float32 // rate limit bucket (float32: packs with the small fields above)
 }
 

@@ -1,6 +1,7 @@
-// Package conn is the WebSocket connection state machine that runs on a netpoll loop: handshake,
-// frame reading and validation (RFC 6455), message assembly, the outbound queue and its flush,
-// heartbeats and deadlines, backpressure, and the Handler interface applications implement.
+// Package conn is the connection state machine that runs on a netpoll loop, for WebSockets and
+// event streams: handshake, frame reading and validation (RFC 6455), message assembly, the
+// outbound queue and its flush, heartbeats and deadlines, backpressure, and the Handler
+// interface applications implement.
 //
 // One Engine serves one netpoll.Loop and implements netpoll.Handler. All of a connection's state
 // is touched only on its loop's goroutine, so it needs no locks; other goroutines reach a
@@ -34,6 +35,11 @@
 //   - One timer node per connection (embedded netpoll.Timer) serves every deadline: handshake,
 //     ping, pong misses, idle, and close handshake. Receiving a frame does not touch the wheel;
 //     the timer re-computes the next deadline from timestamps when it fires (heartbeat.go).
+//
+// Streams (stream.go): with a Handler that is a StreamHandler, a request without an Upgrade
+// header (Server-Sent Events) goes to OnRequest instead of the WebSocket handshake, and an
+// accepted one lives in the same Conn, loop, queue and timer: events are queue units, the ping
+// is a comment line, the end is the body's last chunk, and the client's input is discarded.
 //
 // conn makes no system call itself: reads, writevs, shutdowns and peer addresses go through
 // netpoll (netpoll/io.go), and ringbuf only holds the bytes.

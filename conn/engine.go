@@ -18,8 +18,11 @@ type Engine struct {
 	loop *netpoll.Loop
 	cfg  Config // with defaults applied
 	h    Handler
-	exp  Expirer       // h as an Expirer, nil if it is not one
-	held *atomic.Int64 // sockets held across all engines of a server, for MaxConns; any goroutine via atomic
+	exp  Expirer // h as an Expirer, nil if it is not one
+	// stream is h as a StreamHandler, nil when it is not one (then every request must be an
+	// upgrade).
+	stream StreamHandler
+	held   *atomic.Int64 // sockets held across all engines of a server, for MaxConns; any goroutine via atomic
 
 	// Any goroutine via atomic: written by the loop goroutine, read by metrics and tests.
 	Stats Stats
@@ -66,6 +69,7 @@ func NewEngine(loop *netpoll.Loop, cfg Config, h Handler, held *atomic.Int64) *E
 	}
 	e.exp, _ = h.(Expirer)
 	e.growFn = e.grow
+	e.stream, _ = h.(StreamHandler)
 	return e
 }
 

@@ -88,6 +88,18 @@ func (c *Conn) onTimer(now int64) {
 				return
 			}
 		}
+		if c.mode&modeStream != 0 {
+			// A stream's client never sends: its liveness is that it takes what is written.
+			// lastRecv is when its output was last seen drained (0: a flush drained it since
+			// the timer last ran; the write deadline is PongMisses x PingInterval after it),
+			// and it is idle when no event was queued (tokAt counts them) for IdleTimeout.
+			if c.out == nil || c.lastRecv == 0 {
+				c.lastRecv = now
+			}
+			if c.tokAt != 0 {
+				c.lastData, c.tokAt = now, 0
+			}
+		}
 		if cfg.PingInterval > 0 && now-c.lastRecv >= int64(cfg.PongMisses)*int64(cfg.PingInterval) {
 			// Dead peer: tell it why if it can still hear, then close without a long wait (at
 			// once if the close frame is out).
@@ -120,7 +132,7 @@ func (c *Conn) onTimer(now int64) {
 			// pong (which always arrives less than an interval before the next ping is due)
 			// would halve the ping rate, leaving gaps of two intervals in the traffic that is
 			// meant to keep NATs and proxies from dropping the idle connection.
-			c.writeFrame(ws.OpPing, nil)
+			c.ping()
 			e.Stats.PingsSent.Add(1)
 			for c.nextPing <= now {
 				c.nextPing += int64(cfg.PingInterval)

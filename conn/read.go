@@ -106,6 +106,11 @@ func (c *Conn) process(data []byte, inIn bool) {
 		c.keep(c.awaitClose(data), 0, inIn)
 		return
 	}
+	if c.mode&modeStream != 0 {
+		// A stream's client sends nothing after its request; whatever it sends is dropped.
+		c.keep(nil, 0, inIn)
+		return
+	}
 	if c.state == stateClosing && c.flags&flagCloseRecv != 0 {
 		// The close handshake is done: frames after a close are ignored (RFC 6455 5.5.1).
 		c.keep(nil, 0, inIn)
@@ -113,7 +118,7 @@ func (c *Conn) process(data []byte, inIn bool) {
 	}
 	if c.state == stateHandshake {
 		n := c.handshake(data)
-		if n == 0 || c.state != stateOpen {
+		if n == 0 || c.state != stateOpen || c.mode&modeStream != 0 {
 			if c.state == stateHandshake {
 				c.keep(data, 0, inIn)
 			} else {
@@ -156,8 +161,8 @@ func (c *Conn) keep(rest []byte, need int, inIn bool) {
 // peer's answering close frame, if the byte stream still frames, lets the socket close at once
 // instead of at the close timeout. It returns the incomplete tail to keep.
 func (c *Conn) awaitClose(p []byte) []byte {
-	if c.state != stateClosing || c.flags&flagOpened == 0 {
-		return nil // an HTTP rejection: wait for EOF
+	if c.state != stateClosing || c.flags&flagOpened == 0 || c.mode&modeStream != 0 {
+		return nil // an HTTP rejection or a stream: wait for EOF
 	}
 	for len(p) > 0 {
 		h, hn, err := frame.ParseHeader(p)
@@ -202,6 +207,9 @@ func (c *Conn) handshake(data []byte) int {
 	if c.flags&flagOverLimit != 0 {
 		c.reject(RejectMaxConns, frame.AppendHTTPError(nil, 503, "Retry-After: 5\r\n", "server at connection limit\n"))
 		return 0
+	}
+	if e.stream != nil && !frame.IsUpgrade(data[:end]) {
+		return c.streamRequest(data[:end])
 	}
 	e.checking = c
 	resp, res := frame.UpgradeDeflate(e.resp[:0], data[:end], e.check, e.cfg.Compression)

@@ -22,6 +22,7 @@ const (
 	RejectTooLarge // request head over Config.MaxHeaderBytes (431)
 	RejectTimeout  // handshake deadline
 	RejectMaxConns // over Config.MaxConns (503)
+	RejectStream   // a request that is not an upgrade, refused by StreamHandler.OnRequest
 	NumRejects
 )
 
@@ -29,7 +30,7 @@ const (
 var RejectNames = [NumRejects]string{
 	frame.ReasonMalformed, frame.ReasonProto, frame.ReasonMethod, frame.ReasonHost,
 	frame.ReasonUpgrade, frame.ReasonConnection, frame.ReasonKey, frame.ReasonVersion,
-	frame.ReasonRejected, frame.ReasonInternal, "too_large", "timeout", "max_conns",
+	frame.ReasonRejected, frame.ReasonInternal, "too_large", "timeout", "max_conns", "stream",
 }
 
 func rejectIndex(reason string) int {
@@ -58,11 +59,12 @@ func closeIndex(code uint16) int {
 // wsgate_loop_connections{transport}.
 const (
 	TransportWebSocket = iota
+	TransportSSE       // a stream of a StreamHandler (Server-Sent Events)
 	NumTransports
 )
 
 // TransportNames are the metric label values for the Transport* indexes.
-var TransportNames = [NumTransports]string{"websocket"}
+var TransportNames = [NumTransports]string{"websocket", "sse"}
 
 // Stats are one Engine's counters. The loop goroutine writes them (but for the Compress* ones,
 // see below); any goroutine may read them (they are atomics so that a metrics scrape does not
@@ -109,6 +111,10 @@ type Stats struct {
 	MessagesCompressed atomic.Uint64 // messages compressed (a fanned-out message once, whatever its deliveries)
 	CompressBytesIn    atomic.Uint64 // their payload bytes before compression
 	CompressBytesOut   atomic.Uint64 // their payload bytes after compression
+	// Streams counts the streams opened (StreamHandler), EventsOut the stream events queued
+	// (WriteEvent).
+	Streams   atomic.Uint64
+	EventsOut atomic.Uint64
 }
 
 // MessagesOut is the data frames queued: every frame but pings, pongs and close frames. It is
@@ -127,4 +133,9 @@ func (s *Stats) MessagesOut() uint64 {
 }
 
 // transport is the connection's Transport* index.
-func (c *Conn) transport() int { return TransportWebSocket }
+func (c *Conn) transport() int {
+	if c.mode&modeStream != 0 {
+		return TransportSSE
+	}
+	return TransportWebSocket
+}

@@ -55,6 +55,12 @@ type tcpServer struct {
 // the loop on the real clock; log nil discards the loop's logs.
 func startTCP(t testing.TB, cfg Config, clock *fakeClock, log *slog.Logger) *tcpServer {
 	t.Helper()
+	return startTCPWith(t, cfg, clock, log, echo{})
+}
+
+// startTCPWith is startTCP with another Handler.
+func startTCPWith(t testing.TB, cfg Config, clock *fakeClock, log *slog.Logger, h Handler) *tcpServer {
+	t.Helper()
 	fds, addr, err := netpoll.Listen("127.0.0.1:0", 1, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +77,7 @@ func startTCP(t testing.TB, cfg Config, clock *fakeClock, log *slog.Logger) *tcp
 		unix.Close(fds[0])
 		t.Fatal(err)
 	}
-	s := &tcpServer{loop: loop, e: NewEngine(loop, cfg, echo{}, nil), addr: addr.String(), clock: clock}
+	s := &tcpServer{loop: loop, e: NewEngine(loop, cfg, h, nil), addr: addr.String(), clock: clock}
 	ran := make(chan error, 1)
 	go func() { ran <- loop.Run(s.e) }()
 	t.Cleanup(func() {

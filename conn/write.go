@@ -44,6 +44,9 @@ func (c *Conn) WriteMessage(op ws.OpCode, payload []byte) error {
 	if !c.Open() {
 		return ErrClosed
 	}
+	if c.mode&modeStream != 0 {
+		return ErrStream
+	}
 	if !c.fits(frame.HeaderLen(len(payload)) + len(payload)) {
 		return ErrSlowConsumer
 	}
@@ -58,6 +61,9 @@ func (c *Conn) WriteMessage(op ws.OpCode, payload []byte) error {
 func (c *Conn) WriteFrame(b []byte) error {
 	if !c.Open() {
 		return ErrClosed
+	}
+	if c.mode&modeStream != 0 {
+		return ErrStream
 	}
 	if !c.fits(len(b)) {
 		return ErrSlowConsumer
@@ -138,6 +144,9 @@ func (c *Conn) flush() {
 	if c.out != nil && c.out.Len() == 0 {
 		c.out.Release()
 		c.out = nil
+		if c.mode&modeStream != 0 {
+			c.lastRecv = 0 // the client took everything: alive (heartbeat.go reads the mark)
+		}
 	}
 	if c.flags&flagPaused != 0 && c.Queued() <= e.cfg.LowWater {
 		c.resume()

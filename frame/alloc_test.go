@@ -80,3 +80,23 @@ func TestZeroAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestPlainRequestZeroAllocs: telling a stream request from an upgrade and reading it allocate
+// nothing, nor does a refusal into a big enough dst.
+func TestPlainRequestZeroAllocs(t *testing.T) {
+	head := []byte("GET /sse?channel=a HTTP/1.1\r\nHost: x\r\nLast-Event-ID: a:b:1\r\n\r\n")
+	bad := []byte("GET /sse HTTP/2.0\r\n\r\n")
+	dst := make([]byte, 0, 512)
+	if a := testing.AllocsPerRun(100, func() {
+		if IsUpgrade(head) {
+			t.Fatal("upgrade")
+		}
+		r, _, _ := ReadRequest(dst, head)
+		if _, ok := r.Header("Last-Event-ID"); !ok {
+			t.Fatal("no header")
+		}
+		ReadRequest(dst, bad)
+	}); a != 0 {
+		t.Fatalf("%v allocations", a)
+	}
+}

@@ -25,6 +25,9 @@
 //     takeover (RFC 7692 section 7.2): AppendDeflate, AppendDeflateHeader and
 //     Inflate (bounded by a limit), over pooled compressors and decompressors
 //     held only during a call.
+//   - plain.go: requests that are not upgrades (Server-Sent Events on the
+//     same listener): IsUpgrade tells them from a handshake, ReadRequest
+//     checks one (HTTP/1.0 or 1.x, any method) for the handler to decide.
 //   - write.go: frames sent: HeaderLen, AppendHeader, AppendFrame.
 //   - close.go: close payloads: ParseClose, AppendClose, ValidCloseCode.
 //   - utf8.go: UTF8, the incremental validator of text messages (one that
@@ -38,7 +41,7 @@
 //     valid exactly as long as that input is; the uri Upgrade passes to its
 //     check callback aliases the request and is valid only during the call.
 //   - Nothing allocates per frame or per read: ParseHeader, CheckHeader, Unmask,
-//     UTF8.Write, ParseClose, HeaderEnd, and HeaderLen, AppendHeader,
+//     UTF8.Write, ParseClose, HeaderEnd, IsUpgrade, ReadRequest, and HeaderLen, AppendHeader,
 //     AppendFrame, AppendClose, NegotiateDeflate, and AppendDeflate and
 //     Inflate once their pools are warm, into a big enough dst make zero allocations
 //     (proven by alloc_test.go). Upgrade into a big enough dst allocates one

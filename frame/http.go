@@ -131,6 +131,8 @@ func AppendHTTPError(dst []byte, status int, extraHeaders string, body string) [
 type requestHead struct {
 	head   []byte  // the head, up to and including the blank line that ends it
 	uri    []byte  // the request target, as sent
+	method []byte  // the request method, as sent
+	minor  int     // the minor HTTP version
 	fields []byte  // the header lines after the request line, through the blank line
 	strict failure // the first violation of step 6's stricter rules, or failNone
 }
@@ -156,7 +158,7 @@ func parseRequest(p []byte) (r requestHead, f failure) {
 	if string(rl.method) != http.MethodGet {
 		return r, failMethod
 	}
-	r.uri, r.fields = rl.uri, r.head[rl.len:]
+	r.uri, r.method, r.minor, r.fields = rl.uri, rl.method, rl.minor, r.head[rl.len:]
 	if r.strict, ok = scanHeaders(r.fields); !ok {
 		return r, failMalformed
 	}

@@ -13,6 +13,11 @@ import (
 type Request struct {
 	// URI is the request target as sent (origin form "/p?q" or absolute form "ws://h/p?q").
 	URI []byte
+	// Method is the request method as sent ("GET" for every WebSocket handshake).
+	Method []byte
+	// Minor is the minor HTTP version: 1 for HTTP/1.1, 0 for HTTP/1.0 (only a request that is
+	// not an upgrade, ReadRequest's, may be HTTP/1.0).
+	Minor int
 	// fields are the header lines after the request line, through the blank line that ends the
 	// head.
 	fields []byte

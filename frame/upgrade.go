@@ -130,7 +130,7 @@ func (u *upgrader) before() (ws.HandshakeHeader, error) {
 	if u.r.strict != failNone {
 		return nil, errRefused
 	}
-	u.req = Request{URI: u.r.uri, fields: u.r.fields}
+	u.req = Request{URI: u.r.uri, Method: u.r.method, Minor: u.r.minor, fields: u.r.fields}
 	if u.check != nil {
 		u.checkStatus, u.checkReason = u.check(&u.req)
 	}

@@ -1,6 +1,8 @@
 // Package pubsub is the pub/sub gateway application that runs on wsgate's engines: the client
-// protocol over WebSocket (subscribe, unsubscribe, publish, their replies and errors), the
-// encoding of channel messages, the HTTP publish API, and publish-id dedup.
+// protocol over WebSocket (subscribe, unsubscribe, publish, their replies and errors) and over
+// Server-Sent Events (sse.go: GET /sse and /events on the WebSocket listener, resume by
+// Last-Event-ID), the encoding of channel messages and events, the HTTP publish API, and
+// publish-id dedup.
 //
 // A PubSub is a conn.Handler. The server calls Start once, after the engines exist and before
 // any connection is accepted, and Routes to add the HTTP API to its admin listener; nothing in

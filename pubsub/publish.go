@@ -35,21 +35,23 @@ func (p *PubSub) Publish(ctx context.Context, channel, id string, data []byte, w
 		return p.cluster.publish(ctx, channel, id, data, wait)
 	}
 	var f, z []byte
+	var ev *sseEvent
 	var done *fanoutWait
 	if wait {
 		done = &fanoutWait{}
 	}
 	res := p.table.Publish(channel, id,
-		func(seq uint64) ([]byte, int) {
+		func(seq uint64, epoch string) ([]byte, int) {
 			var off int
 			f, off = encodeMessage(channel, seq, id, data)
+			ev = p.encodeEventFor(channel, epoch, seq, f)
 			return f, off
 		},
 		func(loop int, seq uint64) {
 			if z == nil {
 				z = p.compress(f) // once, at the first loop with subscribers
 			}
-			p.postDeliver(loop, channel, seq, f, z, done)
+			p.postDeliver(loop, channel, seq, f, z, ev, done)
 		})
 	out := PublishOutcome{Seq: res.Seq, Epoch: res.Epoch, Duplicate: res.Duplicate}
 	if done != nil {
@@ -63,30 +65,33 @@ func (p *PubSub) Publish(ctx context.Context, channel, id string, data []byte, w
 // history. Consumer goroutine.
 func (p *PubSub) apply(m shard.Numbered, data []byte, done *fanoutWait) {
 	var f, z []byte
+	var ev *sseEvent
 	p.table.Apply(m,
 		func(seq uint64) ([]byte, int) {
 			var off int
 			f, off = encodeMessage(m.Channel, seq, m.ID, data)
+			ev = p.encodeEventFor(m.Channel, m.Epoch, seq, f)
 			return f, off
 		},
 		func(loop int, n shard.Notice) {
 			note := frame.AppendFrame(nil, opText, appendSubscribed(nil, m.Channel,
 				shard.Position{Seq: n.From, Epoch: n.Epoch}, n.Restarted, false))
 			subs := p.subs[loop]
-			p.engines[loop].Post(func() { subs.Renumber(m.Channel, n.From, note) })
+			rn := &streamRenumber{from: n.From, epoch: n.Epoch, restarted: n.Restarted}
+			p.engines[loop].Post(func() { subs.Renumber(m.Channel, n.From, n.Epoch, note, rn) })
 		},
 		func(loop int, seq uint64) {
 			if z == nil {
 				z = p.compress(f)
 			}
-			p.postDeliver(loop, m.Channel, seq, f, z, done)
+			p.postDeliver(loop, m.Channel, seq, f, z, ev, done)
 		})
 }
 
 // postDeliver posts the delivery of frame f (message seq of channel; z its compressed twin or
-// noCompressed) to loop. Called under the channel's shard lock, so the loop's FIFO keeps the
-// channel's order.
-func (p *PubSub) postDeliver(loop int, channel string, seq uint64, f, z []byte, done *fanoutWait) {
+// noCompressed; ev its SSE event, nil while no stream is open) to loop. Called under the
+// channel's shard lock, so the loop's FIFO keeps the channel's order.
+func (p *PubSub) postDeliver(loop int, channel string, seq uint64, f, z []byte, ev *sseEvent, done *fanoutWait) {
 	if done != nil {
 		done.wg.Add(1)
 	}
@@ -94,7 +99,7 @@ func (p *PubSub) postDeliver(loop int, channel string, seq uint64, f, z []byte, 
 	if len(z) == 0 {
 		z = nil
 	}
-	if !e.Post(func() { p.deliver(subs, channel, seq, f, z, done) }) && done != nil {
+	if !e.Post(func() { p.deliver(subs, channel, seq, f, z, ev, done) }) && done != nil {
 		done.wg.Done() // the loop has stopped
 	}
 }
@@ -104,11 +109,25 @@ type fanoutWait struct {
 	n  atomic.Int64
 }
 
-// deliver runs on a loop: queue the shared frame (or its compressed twin z) on the loop's
-// subscribers.
-func (p *PubSub) deliver(subs *shard.Subscribers, channel string, seq uint64, f, z []byte, done *fanoutWait) {
+// encodeEventFor encodes the shared SSE event of a message (its WebSocket frame f) when any SSE
+// stream is open; nil otherwise (a stream that subscribes later builds its own from the frame).
+// Under the channel's shard lock.
+func (p *PubSub) encodeEventFor(channel, epoch string, seq uint64, f []byte) *sseEvent {
+	if p.streams.Load() == 0 {
+		return nil
+	}
+	return encodeEvent(channel, epoch, seq, framePayload(f))
+}
+
+// deliver runs on a loop: queue the shared frame (or its compressed twin z; ev on streams) on
+// the loop's subscribers.
+func (p *PubSub) deliver(subs *shard.Subscribers, channel string, seq uint64, f, z []byte, ev *sseEvent, done *fanoutWait) {
 	start := time.Now()
-	n := subs.Deliver(channel, seq, f, z)
+	var arg any
+	if ev != nil {
+		arg = ev // a nil *sseEvent must not become a non-nil interface
+	}
+	n := subs.Deliver(channel, seq, f, z, arg)
 	p.deliveries.Add(uint64(n))
 	p.fanout.Update(time.Since(start).Seconds())
 	if done != nil {

@@ -132,8 +132,13 @@ type PubSub struct {
 	authn      authStats     // any goroutine (atomics)
 	deliveries atomic.Uint64 // any goroutine
 	broadcasts atomic.Uint64 // any goroutine
-	scratch    sync.Pool     // *[]byte for encoding replies; loop goroutines
-	rates      channelRates  // Overview's publish rates; any goroutine (mutex inside)
+	// streams counts the open SSE streams (any goroutine): while it is 0 a publish encodes no
+	// event for them.
+	streams atomic.Int64
+	// sseScratch[i] is loop i's buffer for the SSE events built per stream (loop i only).
+	sseScratch [][]byte
+	scratch    sync.Pool    // *[]byte for encoding replies; loop goroutines
+	rates      channelRates // Overview's publish rates; any goroutine (mutex inside)
 }
 
 // client is the per-connection state (conn.Conn.Data). Loop goroutine only.
@@ -180,7 +185,10 @@ func (p *PubSub) Start(engines []*conn.Engine, m *metrics.Set) error {
 	}
 	p.engines = engines
 	for i := range engines {
-		p.subs = append(p.subs, shard.NewSubscribers(p.table, i))
+		s := shard.NewSubscribers(p.table, i)
+		s.StreamWrite = p.streamWrite
+		p.subs = append(p.subs, s)
+		p.sseScratch = append(p.sseScratch, make([]byte, 0, 1024))
 	}
 	p.fanout = m.NewPrometheusHistogramExt("wsgate_fanout_seconds",
 		[]float64{1e-6, 5e-6, 10e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 50e-3, 100e-3})
@@ -272,8 +280,21 @@ func (p *PubSub) OnOpen(c *conn.Conn) {
 func (p *PubSub) OnClose(c *conn.Conn, _ ws.StatusCode) {
 	if cl, ok := c.Data.(*client); ok {
 		p.subs[c.Engine().Loop().Index()].UnsubscribeAll(&cl.subs)
+		if c.Stream() {
+			p.streams.Add(-1)
+		}
 	}
 	c.Data = nil
+}
+
+// streamDeliveries is the number of deliveries to SSE streams on every loop (atomics kept by the
+// loops); deliveries counts them too.
+func (p *PubSub) streamDeliveries() uint64 {
+	var n uint64
+	for _, s := range p.subs {
+		n += s.StreamDeliveries.Load()
+	}
+	return n
 }
 
 // subscriptions is the number of subscriptions on every loop (atomics kept by the loops).

@@ -23,4 +23,14 @@ var counters = []counter{
 	{"auth_forbidden", "wsgate_auth_forbidden_total", func(p *PubSub) int64 { return int64(p.authn.forbidden.Load()) }},
 	{"auth_refreshes", "wsgate_auth_refreshes_total", func(p *PubSub) int64 { return int64(p.authn.refreshed.Load()) }},
 	{"user_disconnects", "wsgate_user_disconnects_total", func(p *PubSub) int64 { return int64(p.authn.kicked.Load()) }},
+	{"sse_streams", "wsgate_sse_streams", func(p *PubSub) int64 { return p.streams.Load() }},
+	{"deliveries_websocket", `wsgate_transport_deliveries_total{transport="websocket"}`,
+		func(p *PubSub) int64 {
+			// Read in this order, each count is at least the streams' share of the total one
+			// (a loop counts a stream delivery before the task adds its total).
+			sse, all := p.streamDeliveries(), p.deliveries.Load()
+			return int64(all - min(sse, all))
+		}},
+	{"deliveries_sse", `wsgate_transport_deliveries_total{transport="sse"}`,
+		func(p *PubSub) int64 { return int64(p.streamDeliveries()) }},
 }

@@ -4,13 +4,15 @@
 // chunks so that an idle connection holds no buffer at all. It is a data structure only: the
 // writev itself is netpoll's, and ringbuf makes no system call.
 //
-// Ownership. A segment is either owned (a chunk borrowed from the Pool that the Queue copies frames
-// into and returns to the Pool once the socket has taken all of it) or shared (a reference to an
+// Ownership. A segment is either copied (part of a chunk borrowed from the Pool that the Queue
+// copies frames into; consecutive copied segments fill one chunk even with shared segments
+// between them, and the last of them returns it to the Pool once the socket has taken it all) or
+// shared (a reference to an
 // immutable buffer, such as a broadcast frame encoded once and queued on many connections; the
 // Queue never writes to it and never returns it to a pool: the garbage collector frees it when the
 // last queue lets go).
 //
-// Units. Each Write, Grow or Ref queues one unit (a connection queues one frame, or its handshake
+// Units. Each Write, Grow or Ref queues one unit (RefCont adds shared bytes to the last one) (a connection queues one frame, or its handshake
 // response, per call) and the Queue remembers where each ends, so that Cut can drop what the
 // socket has not started on while completing the unit it has partly taken: whatever is queued
 // after a Cut (a close frame) follows whole units.

@@ -5,10 +5,16 @@ package ringbuf
 const chunkSize = 4 << 10
 
 // segment is a byte range waiting to be written: b[off:] is pending.
+//
+// A copied segment views part of a chunk borrowed from the Pool (chunk, with the class size as
+// its cap); several consecutive copied segments may view one chunk, with shared segments between
+// them (a stream's own id lines between the shared events they precede). The last of them owns
+// the chunk: it goes back to the Pool when that segment is fully written (or dropped).
 type segment struct {
 	b     []byte
 	off   int
-	owned bool // b came from the Pool and goes back to it when fully written
+	chunk []byte // the Pool chunk b is in; nil for a shared segment
+	owner bool   // this segment returns chunk to the Pool when done
 }
 
 // Queue is one connection's outbound byte queue: a ring of segments in write order.
@@ -35,6 +41,9 @@ type Queue struct {
 	in    int       // position after the last queued byte
 	out   int       // position of the first pending byte
 	start int       // position where the first pending unit begins (<= out)
+	// cur is the chunk Grow fills (len: the bytes used), owned by the last copied segment; nil
+	// when there is none or it may not take more (after a Cut).
+	cur []byte
 }
 
 // Queue returns an empty Queue bound to p.
@@ -61,6 +70,7 @@ func (q *Queue) Reset() {
 		q.popFront()
 	}
 	q.head, q.eh, q.en, q.in, q.out, q.start = 0, 0, 0, 0, 0, 0
+	q.cur = nil
 }
 
 // Len returns the number of bytes pending.
@@ -91,8 +101,11 @@ func (q *Queue) push(s segment) {
 
 func (q *Queue) popFront() {
 	s := q.at(0)
-	if s.owned {
-		q.pool.Put(s.b)
+	if s.owner {
+		if q.cur != nil && sameChunk(q.cur, s.chunk) {
+			q.cur = nil
+		}
+		q.pool.Put(s.chunk)
 	}
 	*s = segment{}
 	q.head = (q.head + 1) & (len(q.segs) - 1)
@@ -122,13 +135,25 @@ func (q *Queue) Grow(n int) []byte {
 		return nil
 	}
 	q.endUnit(n)
-	if q.n > 0 {
+	if c := q.cur; c != nil && cap(c)-len(c) >= n {
+		l := len(c)
+		q.cur = c[:l+n]
 		t := q.at(q.n - 1)
-		if t.owned && cap(t.b)-len(t.b) >= n {
-			l := len(t.b)
-			t.b = t.b[:l+n]
-			return t.b[l : l+n]
+		if t.owner && sameChunk(t.chunk, c) && cap(t.b)-len(t.b) == cap(c)-l {
+			// The tail views the end of cur: it grows.
+			t.b = t.b[:len(t.b)+n]
+			return c[l : l+n]
 		}
+		// Shared bytes came after cur's last segment: a new segment views the next bytes of
+		// cur and takes over the chunk (the owner is always cur's last copied segment).
+		for i := q.n - 1; i >= 0; i-- {
+			if s := q.at(i); s.owner {
+				s.owner = false
+				break
+			}
+		}
+		q.push(segment{b: c[l : l+n], chunk: c[:0], owner: true})
+		return c[l : l+n]
 	}
 	// The first chunk of an empty queue is sized for what is written (a handshake response, one
 	// ping, one echo: usually one small frame, after which the queue drains and is released);
@@ -138,9 +163,10 @@ func (q *Queue) Grow(n int) []byte {
 	if q.n > 0 && size < chunkSize {
 		size = chunkSize
 	}
-	b := q.pool.Get(size)[:n]
-	q.push(segment{b: b, owned: true})
-	return b
+	c := q.pool.Get(size)
+	q.cur = c[:n]
+	q.push(segment{b: c[:n], chunk: c[:0], owner: true})
+	return c[:n]
 }
 
 // Write copies p to the end of the queue, as one unit.
@@ -155,6 +181,25 @@ func (q *Queue) Ref(b []byte) {
 		return
 	}
 	q.endUnit(len(b))
+	q.push(segment{b: b})
+}
+
+// RefCont queues a reference to b without copying, as the rest of the unit queued last (so a
+// unit may be a copied prefix followed by shared bytes: a stream event whose id line is the
+// connection's own and whose body is shared by every subscriber). Cut treats the two as one:
+// it never ends the byte stream between them. With nothing pending it is Ref. b must never be
+// modified afterwards.
+func (q *Queue) RefCont(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if q.en == 0 {
+		q.Ref(b)
+		return
+	}
+	q.in += len(b)
+	q.pool.Pending += int64(len(b))
+	q.ends[(q.eh+q.en-1)&(len(q.ends)-1)] = q.in
 	q.push(segment{b: b})
 }
 
@@ -224,18 +269,30 @@ func (q *Queue) Cut(keep int) int {
 		s := q.at(i)
 		next := pos + len(s.b) - s.off
 		if next > end {
-			if !s.owned {
-				// Ref queues one unit per segment: no unit ends inside a shared one.
+			if s.chunk == nil {
+				// Ref and RefCont end a unit with each shared segment: none ends inside one.
 				panic("BUG: ringbuf: unit end inside a shared segment")
 			}
 			s.b = s.b[:len(s.b)-(next-end)]
 		}
 		pos = next
 	}
+	// Nothing is added to cur after a cut (its owner may be dropped here); a dropped owner
+	// hands its chunk to the last kept segment in it, if any.
+	q.cur = nil
 	for q.n > i {
 		t := q.at(q.n - 1)
-		if t.owned {
-			q.pool.Put(t.b)
+		if t.owner {
+			kept := false
+			for j := i - 1; j >= 0; j-- {
+				if s := q.at(j); s.chunk != nil && sameChunk(s.chunk, t.chunk) {
+					s.owner, kept = true, true
+					break
+				}
+			}
+			if !kept {
+				q.pool.Put(t.chunk)
+			}
 		}
 		*t = segment{}
 		q.n--
@@ -246,4 +303,10 @@ func (q *Queue) Cut(keep int) int {
 		q.head, q.eh, q.en, q.in, q.out, q.start = 0, 0, 0, 0, 0, 0
 	}
 	return dropped
+}
+
+// sameChunk reports whether a and b (each a chunk with len 0 or more and its full cap) are the
+// same Pool chunk.
+func sameChunk(a, b []byte) bool {
+	return cap(a) > 0 && cap(a) == cap(b) && &a[:1][0] == &b[:1][0]
 }

@@ -145,7 +145,7 @@ func TestHistoryModel(t *testing.T) {
 func TestHistoryNewestAndLimit(t *testing.T) {
 	tb := NewTable(TableConfig{HistorySize: 10})
 	for i := 0; i < 10; i++ {
-		tb.Publish("c", fmt.Sprint("id", i+1), func(seq uint64) ([]byte, int) {
+		tb.Publish("c", fmt.Sprint("id", i+1), func(seq uint64, _ string) ([]byte, int) {
 			return []byte(fmt.Sprintf(`{"seq":%d,"data":"d%d"}`, seq, seq)), len(`{"seq":1,"data":`) + len(fmt.Sprint(seq)) - 1
 		}, func(int, uint64) {})
 	}

@@ -11,13 +11,14 @@ type member struct {
 	c    *conn.Conn
 	subs *Subs  // the connection's subscription list
 	k    int32  // index of this subscription in subs.list
-	from uint64 // channel sequence when it joined: messages at or below it are not delivered
+	from uint64 // the last message handed to it (at first, the channel's seq when it joined): later ones are delivered
 }
 
 // loopChannel is one channel's subscribers on one loop.
 type loopChannel struct {
 	ch      *Channel
 	members []member
+	epoch   string // the channel's epoch as of the last Subscribe or Renumber on this loop
 }
 
 // Subs is one connection's subscriptions; the application keeps it in the connection's state.
@@ -34,6 +35,21 @@ type subRef struct {
 // Len returns the number of channels subscribed.
 func (s *Subs) Len() int { return len(s.list) }
 
+// Position returns subscription k's channel (the table's own string), epoch and the seq of the
+// last message handed to it (0 <= k < Len): where a stream stands on each of its channels, with
+// no copy of its own. Loop goroutine only.
+func (s *Subs) Position(k int) (channel, epoch string, seq uint64) {
+	r := s.list[k]
+	return r.lc.ch.Name, r.lc.epoch, r.lc.members[r.idx].from
+}
+
+// SetSeq moves subscription k to seq: a stream replaying messages at its subscribe says how far
+// it got; it must end at the position Subscribe returned, so that later deliveries follow on.
+func (s *Subs) SetSeq(k int, seq uint64) {
+	r := s.list[k]
+	r.lc.members[r.idx].from = seq
+}
+
 // Subscribers is one loop's subscriber sets. Its methods are for the loop goroutine only.
 type Subscribers struct {
 	loop     int    // immutable after NewSubscribers
@@ -42,6 +58,17 @@ type Subscribers struct {
 
 	// Subscriptions on this loop: written by the loop goroutine, read by any (metrics, stats).
 	Subscriptions atomic.Int64
+	// StreamDeliveries counts the deliveries StreamWrite accepted: written by the loop
+	// goroutine, read by any.
+	StreamDeliveries atomic.Uint64
+
+	// StreamWrite delivers to the subscribers that are streams (conn.Conn.Stream), which take
+	// no WebSocket frame: it is called with the connection, the index k of the subscription in
+	// its Subs (a stream subscribes to its channels once, in order, and drops them only all
+	// together, so k names the channel), the message's seq (or a Renumber's position), the
+	// frame and the ev argument of Deliver or Renumber; it returns whether the stream took it.
+	// The application sets it before any loop runs; loop goroutine only.
+	StreamWrite func(c *conn.Conn, k int, seq uint64, frame []byte, ev any) bool
 }
 
 // NewSubscribers returns the set for loop number loop of table t.
@@ -71,6 +98,7 @@ func (s *Subscribers) Subscribe(c *conn.Conn, subs *Subs, name string, since *Po
 		lc = &loopChannel{ch: ch}
 		s.channels[name] = lc
 	}
+	lc.epoch = top.Epoch
 	lc.members = append(lc.members, member{c: c, subs: subs, k: int32(len(subs.list)), from: top.Seq})
 	subs.list = append(subs.list, subRef{lc: lc, idx: int32(len(lc.members) - 1)})
 	lc.ch.Subscribers.Add(1)
@@ -134,28 +162,33 @@ func (s *Subscribers) remove(subs *Subs, k int) {
 // Deliver queues frame (an encoded, immutable WebSocket frame) on every subscriber of channel
 // name on this loop that joined before seq, and returns how many it reached; compressed, when
 // not nil, is the same message compressed once (RSV1, conn.Engine.CompressFrame), queued instead
-// on the subscribers that agreed on permessage-deflate (conn.Conn.WriteFrameDeflate).
-// Connections whose queue is over its limit are closed by conn (slow consumer) and not counted.
-// It allocates nothing once the connections' queues are warm.
-func (s *Subscribers) Deliver(name string, seq uint64, frame, compressed []byte) int {
-	return s.write(name, seq, frame, compressed, false)
+// on the subscribers that agreed on permessage-deflate (conn.Conn.WriteFrameDeflate); stream
+// subscribers get ev through StreamWrite instead. Connections whose queue is over its limit are
+// closed by conn (slow consumer) and not counted. It allocates nothing once the connections'
+// queues are warm.
+func (s *Subscribers) Deliver(name string, seq uint64, frame, compressed []byte, ev any) int {
+	return s.write(name, seq, frame, compressed, ev, false)
 }
 
-// Renumber moves every subscriber of channel name on this loop to position from (a numbering
-// that restarted or got its epoch) and queues frame (the notice: a complete, immutable WebSocket
-// frame) on each, before the messages that follow. It returns how many it reached.
-func (s *Subscribers) Renumber(name string, from uint64, frame []byte) int {
-	return s.write(name, from, frame, nil, true)
+// Renumber moves every subscriber of channel name on this loop to position from under epoch (a
+// numbering that restarted or got its epoch) and queues frame (the notice: a complete,
+// immutable WebSocket frame) on each (ev through StreamWrite on streams), before the messages
+// that follow. It returns how many it reached.
+func (s *Subscribers) Renumber(name string, from uint64, epoch string, frame []byte, ev any) int {
+	if lc := s.channels[name]; lc != nil {
+		lc.epoch = epoch
+	}
+	return s.write(name, from, frame, nil, ev, true)
 }
 
-// write queues frame (or compressed, see Deliver) on the channel's members: with renumber on
-// every one, after moving it to pos; otherwise on those that joined before pos.
-func (s *Subscribers) write(name string, pos uint64, frame, compressed []byte, renumber bool) int {
+// write queues frame (or compressed, see Deliver; ev on streams) on the channel's members: with
+// renumber on every one, otherwise on those that stand before pos; each then stands at pos.
+func (s *Subscribers) write(name string, pos uint64, frame, compressed []byte, ev any, renumber bool) int {
 	lc := s.channels[name]
 	if lc == nil {
 		return 0
 	}
-	n := 0
+	n, streams := 0, 0
 	// Closing a slow consumer unsubscribes it (OnClose) and swap-removes it from members, so
 	// walk from the end: a removal only moves an already-visited member.
 	for i := len(lc.members) - 1; i >= 0; i-- {
@@ -163,15 +196,23 @@ func (s *Subscribers) write(name string, pos uint64, frame, compressed []byte, r
 			continue
 		}
 		m := &lc.members[i]
-		switch {
-		case renumber:
-			m.from = pos
-		case m.from >= pos:
+		if !renumber && m.from >= pos {
+			continue
+		}
+		m.from = pos
+		if m.c.Stream() {
+			if s.StreamWrite != nil && s.StreamWrite(m.c, int(m.k), pos, frame, ev) {
+				n++
+				streams++
+			}
 			continue
 		}
 		if m.c.WriteFrameDeflate(frame, compressed) == nil {
 			n++
 		}
+	}
+	if streams > 0 {
+		s.StreamDeliveries.Add(uint64(streams))
 	}
 	return n
 }

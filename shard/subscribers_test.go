@@ -102,7 +102,7 @@ func TestSubscribeTwiceAndSeq(t *testing.T) {
 	// A message at or below a member's join seq is not delivered to it (Deliver skips it
 	// without touching the nil connection): leave b alone on x, joined at seq 1.
 	s.Unsubscribe(a, "x")
-	if n := s.Deliver("x", 1, []byte("f"), nil); n != 0 {
+	if n := s.Deliver("x", 1, []byte("f"), nil, nil); n != 0 {
 		t.Fatalf("delivered %d messages from before the subscription", n)
 	}
 	if s.Unsubscribe(a, "x") || s.Unsubscribe(b, "nope") {

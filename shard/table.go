@@ -222,11 +222,11 @@ type PublishResult struct {
 // Publish assigns the next sequence number of channel name (creating the channel if needed),
 // keeps the message in history and calls post(loop, seq) for every loop with subscribers, all
 // under the shard lock, so that the per-loop task queues receive a channel's messages in
-// sequence order. encode(seq) runs first, under the lock, and returns the message's frame
+// sequence order. encode(seq, epoch) runs first, under the lock, and returns the message's frame
 // (built once, for history and every loop) and the offset of its data inside the frame. A
 // non-empty id seen on this channel within the dedup window makes it a duplicate: nothing is
 // numbered, kept or posted.
-func (t *Table) Publish(name, id string, encode func(seq uint64) (frame []byte, dataOff int),
+func (t *Table) Publish(name, id string, encode func(seq uint64, epoch string) (frame []byte, dataOff int),
 	post func(loop int, seq uint64)) PublishResult {
 	s := t.shard(name)
 	s.mu.Lock()
@@ -242,7 +242,7 @@ func (t *Table) Publish(name, id string, encode func(seq uint64) (frame []byte, 
 	ch := t.channelLocked(s, name, now)
 	ch.seq++
 	ch.active = now
-	frame, off := encode(ch.seq)
+	frame, off := encode(ch.seq, ch.epoch)
 	t.keepLocked(s, ch, histEntry{seq: ch.seq, at: now, id: id, frame: frame, dataOff: int32(off)})
 	t.postLocked(ch, post)
 	return PublishResult{Seq: ch.seq, Epoch: ch.epoch}

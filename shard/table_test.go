@@ -17,7 +17,7 @@ func pub(tb *Table, name, id string, post func(int, uint64)) PublishResult {
 	if post == nil {
 		post = func(int, uint64) {}
 	}
-	return tb.Publish(name, id, func(seq uint64) ([]byte, int) {
+	return tb.Publish(name, id, func(seq uint64, _ string) ([]byte, int) {
 		return []byte(fmt.Sprintf("%d}", seq)), 0
 	}, post)
 }

@@ -45,7 +45,7 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.SetOutput(stderr)
 	c := &o.cfg
 	fs.StringVar(&o.mode, "mode", wsgate.ModePubSub, "application: pubsub (channels, HTTP publish API) or echo (benchmarks, conformance)")
-	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "WebSocket listen address; every path upgrades")
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "WebSocket listen address; every path upgrades (a request without Upgrade to /sse or /events is a Server-Sent Events stream)")
 	fs.StringVar(&c.AdminAddr, "admin-addr", "127.0.0.1:9090", "admin HTTP address for /metrics, /healthz, /debug/pprof/ and the API; empty disables it")
 	fs.IntVar(&c.Loops, "loops", 0, "event loops, each with its own SO_REUSEPORT listener (0 = one per CPU)")
 	fs.Var((*cpuList)(&c.CPUs), "cpus", "pin loop i to the i-th CPU of this comma-separated list, e.g. 0,1 (empty = no pinning)")
