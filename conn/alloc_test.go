@@ -294,15 +294,3 @@ func TestDeflateNoAllocs(t *testing.T) {
 		t.Fatalf("%d messages inflated", got)
 	}
 }
-
-// maskedFrame encodes a client frame with the given RSV bits.
-func maskedFrame(op ws.OpCode, fin bool, rsv byte, payload []byte) []byte {
-	b := frame.AppendHeader(nil, fin, op, len(payload))
-	b[0] |= rsv << 4
-	b[1] |= 0x80
-	mask := [4]byte{9, 8, 7, 6}
-	b = append(b, mask[:]...)
-	p := append([]byte(nil), payload...)
-	frame.Unmask(p, mask, 0)
-	return append(b, p...)
-}
