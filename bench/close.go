@@ -14,6 +14,10 @@ import (
 func (c *Conn) Close() {
 	switch c.state {
 	case stOpen:
+		if c.loop.e.cfg.SSEChannels > 0 {
+			c.shut(ReasonClosed, 0, nil) // a stream has no closing handshake
+			return
+		}
 		var b [2]byte
 		binary.BigEndian.PutUint16(b[:], uint16(ws.StatusNormalClosure))
 		c.sendFrame(ws.OpClose, b[:])

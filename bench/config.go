@@ -17,11 +17,12 @@ const (
 	ScenarioConnect = "connect"
 	ScenarioEcho    = "echo"
 	ScenarioPubSub  = "pubsub"
+	ScenarioSSE     = "sse"
 	ScenarioChurn   = "churn"
 )
 
 // Scenarios lists the scenarios in display order.
-var Scenarios = []string{ScenarioConnect, ScenarioEcho, ScenarioPubSub, ScenarioChurn}
+var Scenarios = []string{ScenarioConnect, ScenarioEcho, ScenarioPubSub, ScenarioSSE, ScenarioChurn}
 
 // MaxConnsPerWorker is the most sockets one worker process opens. The
 // per-process open-files limit on the hosts this runs on is 20000 and cannot
@@ -135,8 +136,8 @@ func resolveTarget(ctx context.Context, raw string) (target, error) {
 	if err != nil {
 		return target{}, fmt.Errorf("-url: %w", err)
 	}
-	if u.Scheme != "ws" {
-		return target{}, fmt.Errorf("-url %q: only ws:// is supported (the driver measures the server, not TLS)", raw)
+	if u.Scheme != "ws" && u.Scheme != "http" {
+		return target{}, fmt.Errorf("-url %q: only ws:// (and http:// for sse) is supported (the driver measures the server, not TLS)", raw)
 	}
 	port := 80
 	if p := u.Port(); p != "" {
@@ -171,7 +172,7 @@ func (c *Config) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	switch c.Scenario {
-	case ScenarioConnect, ScenarioEcho, ScenarioPubSub, ScenarioChurn:
+	case ScenarioConnect, ScenarioEcho, ScenarioPubSub, ScenarioSSE, ScenarioChurn:
 	default:
 		bad("unknown scenario %q", c.Scenario)
 	}
@@ -202,7 +203,10 @@ func (c *Config) Validate() error {
 		if c.Duration <= 0 {
 			bad("-duration must be positive")
 		}
-	case ScenarioPubSub:
+	case ScenarioPubSub, ScenarioSSE:
+		if c.Scenario == ScenarioSSE && c.PublishURL == "" {
+			bad("sse needs -publish-url (streams cannot publish)")
+		}
 		if c.Size < 0 || c.Size > maxFrameSize/2 {
 			bad("-size must be in [0, %d]", maxFrameSize/2)
 		}

@@ -47,6 +47,11 @@ type EngineConfig struct {
 	CloseTimeout time.Duration
 	// Tick is the period of Handler.OnTick on every loop; 0 disables ticks.
 	Tick time.Duration
+	// SSEChannels, when positive, makes every slot a Server-Sent Events stream instead of a
+	// WebSocket (sse.go): slot with global ID i requests Path with
+	// channel=ChannelPrefix<i % SSEChannels>.
+	SSEChannels   int
+	ChannelPrefix string
 }
 
 // Engine is a client-side event-loop engine: a few goroutines, each with its

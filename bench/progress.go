@@ -86,7 +86,7 @@ func (s *runState) print() {
 	switch {
 	case opening:
 		n = p.Opened
-	case cfg.Scenario == ScenarioEcho || cfg.Scenario == ScenarioPubSub:
+	case cfg.Scenario == ScenarioEcho || cfg.Scenario == ScenarioPubSub || cfg.Scenario == ScenarioSSE:
 		n = p.Received
 	case cfg.Scenario == ScenarioChurn:
 		n = p.Events
@@ -127,7 +127,7 @@ func (s *runState) line(phase string, opening bool, open, n int64, rate float64,
 		line += fmt.Sprintf(" opened %d (%.0f/s)", n, rate)
 	case cfg.Scenario == ScenarioEcho:
 		line += fmt.Sprintf(" msgs %d (%.0f/s)", n, rate)
-	case cfg.Scenario == ScenarioPubSub:
+	case cfg.Scenario == ScenarioPubSub || cfg.Scenario == ScenarioSSE:
 		line += fmt.Sprintf(" published %d (%.0f/s) delivered %d (%.0f/s)", pubd, pubRate, n, rate)
 	case cfg.Scenario == ScenarioChurn:
 		line += fmt.Sprintf(" reconnects %d (%.0f/s)", n, rate)

@@ -70,7 +70,12 @@ func (c *Conn) consume(data []byte) {
 	} else {
 		buf = data
 	}
-	rest := c.frames(buf)
+	var rest []byte
+	if l.e.cfg.SSEChannels > 0 {
+		rest = c.events(buf)
+	} else {
+		rest = c.frames(buf)
+	}
 	if c.gen != gen || c.state == stIdle {
 		return
 	}

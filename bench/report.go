@@ -209,7 +209,7 @@ func latencyChart(sc string, rows []*Result) (string, bool) {
 		what = func(r *Result) Percentiles { return r.HandshakeUs }
 	case ScenarioEcho:
 		title = "Echo round-trip latency percentiles"
-	case ScenarioPubSub:
+	case ScenarioPubSub, ScenarioSSE:
 		title = "Publish-to-delivery latency percentiles"
 	}
 	lo, hi := math.Inf(1), 0.0

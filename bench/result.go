@@ -309,7 +309,7 @@ func (r *Result) finalize(measured time.Duration, srv *ServerStats) {
 			r.Ops = r.Echo.Received
 		}
 		r.ThroughputUnit = "msgs/s"
-	case ScenarioPubSub:
+	case ScenarioPubSub, ScenarioSSE:
 		if p := r.PubSub; p != nil {
 			r.Ops = p.Delivered
 			p.Expected = 0
@@ -558,7 +558,7 @@ func Unusable(r *Result) []string {
 			}
 			u = append(u, fmt.Sprintf("no echo came back (%d sent)", sent)+causes(r.Drops))
 		}
-	case ScenarioPubSub:
+	case ScenarioPubSub, ScenarioSSE:
 		p := r.PubSub
 		if p == nil {
 			return []string{"the run ended before pub/sub started"}

@@ -52,7 +52,7 @@ func (r *Runner) Run(ctx context.Context) (*Result, error) {
 	if err := s.setup(ctx); err != nil {
 		return nil, err
 	}
-	if r.Config.Scenario == ScenarioPubSub && ctx.Err() == nil {
+	if (r.Config.Scenario == ScenarioPubSub || r.Config.Scenario == ScenarioSSE) && ctx.Err() == nil {
 		pub := s.newPublisher()
 		defer pub.close()
 		if err := pub.connect(ctx); err != nil {

@@ -1,6 +1,8 @@
 package bench
 
 import (
+	"bytes"
+	"encoding/json"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -655,7 +657,7 @@ func newScenario(cfg *Config, slots, loops, total int) scenario {
 		return &connectScenario{base: b}
 	case ScenarioEcho:
 		return &echoScenario{base: b, total: total, sentAt: make([]int64, slots), seq: make([]uint32, slots), ls: make([]echoLoop, loops)}
-	case ScenarioPubSub:
+	case ScenarioPubSub, ScenarioSSE:
 		s := &pubsubScenario{base: b, subs: make([]subState, slots), ls: make([]subLoop, loops)}
 		for i := range cfg.Channels {
 			s.names = append(s.names, []byte(cfg.channelName(i)))
@@ -664,9 +666,52 @@ func newScenario(cfg *Config, slots, loops, total int) scenario {
 		for i := range s.ls {
 			s.ls[i].tally = make([]ChannelTally, cfg.Channels)
 		}
+		if cfg.Scenario == ScenarioSSE {
+			return &sseScenario{pubsubScenario: s}
+		}
 		return s
 	case ScenarioChurn:
 		return &churnScenario{base: b, attempt: make([]uint8, slots), ever: make([]bool, slots), ls: make([]churnLoop, loops)}
 	}
 	panic("BUG: unknown scenario " + cfg.Scenario)
+}
+
+// ---------------------------------------------------------------- sse
+
+// sseScenario is pubsub over Server-Sent Events: slot i requests its channel (i % Channels)
+// in the URL instead of subscribing, and its first event says where the channel stands,
+// {"op":"subscribed","channels":[{"channel":C,"seq":N,...}]}; every message event carries the
+// same JSON object a WebSocket subscriber gets, so deliveries, gaps and latency are counted as
+// pubsub counts them. Publishes go through the HTTP API (-publish-url).
+type sseScenario struct {
+	*pubsubScenario
+}
+
+func (s *sseScenario) OnOpen(c *Conn) { s.opened(c) }
+
+// sseSubscribed is the data of the first event.
+type sseSubscribed struct {
+	Op       string `json:"op"`
+	Channels []struct {
+		Channel string `json:"channel"`
+		Seq     int64  `json:"seq"`
+	} `json:"channels"`
+}
+
+func (s *sseScenario) OnMessage(c *Conn, op ws.OpCode, p []byte) {
+	if !bytes.HasPrefix(p, []byte(`{"op":"subscribed"`)) {
+		s.pubsubScenario.OnMessage(c, op, p)
+		return
+	}
+	// Once per stream: decoded with encoding/json, then handed on as the WebSocket reply.
+	var sub sseSubscribed
+	l := &s.ls[c.Loop().Index()]
+	if json.Unmarshal(p, &sub) != nil || len(sub.Channels) != 1 {
+		l.unexpected++
+		s.extra.Add(1)
+		return
+	}
+	ch := sub.Channels[0]
+	msg := `{"op":"subscribed","channel":"` + ch.Channel + `","seq":` + strconv.FormatInt(ch.Seq, 10) + `}`
+	s.pubsubScenario.OnMessage(c, op, []byte(msg))
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"encoding/binary"
 	"errors"
+	"strconv"
 )
 
 // This file drives the opening handshake (RFC 6455 4.1) on a connection
@@ -21,7 +22,12 @@ func (c *Conn) connected() {
 	if n := len(cfg.Tokens); n > 0 {
 		token = cfg.Tokens[c.ID()%n]
 	}
-	l.wbuf = appendUpgradeRequest(l.wbuf[:0], cfg.Host, cfg.Path, c.key[:], cfg.Header, token)
+	if cfg.SSEChannels > 0 {
+		ch := cfg.ChannelPrefix + strconv.Itoa(c.ID()%cfg.SSEChannels)
+		l.wbuf = appendSSERequest(l.wbuf[:0], cfg.Host, cfg.Path, ch, cfg.Header, token)
+	} else {
+		l.wbuf = appendUpgradeRequest(l.wbuf[:0], cfg.Host, cfg.Path, c.key[:], cfg.Header, token)
+	}
 	c.write(l.wbuf)
 }
 
@@ -37,7 +43,14 @@ func (c *Conn) upgradeResponse(data []byte) (framesFollow bool) {
 		c.rq = l.getBuf(len(data))
 	}
 	c.rq = append(c.rq, data...)
-	n, status, deflate, err := parseUpgradeResponseExt(c.rq, c.key[:], l.e.cfg.Deflate)
+	var n, status int
+	var deflate bool
+	var err error
+	if l.e.cfg.SSEChannels > 0 {
+		n, status, err = parseSSEResponse(c.rq)
+	} else {
+		n, status, deflate, err = parseUpgradeResponseExt(c.rq, c.key[:], l.e.cfg.Deflate)
+	}
 	if err != nil {
 		reason := ReasonBadHandshake
 		if errors.Is(err, errStatus) {

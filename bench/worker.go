@@ -134,6 +134,9 @@ func newWorkerRun(ctx context.Context, spec WorkerSpec, emit func(workerMsg)) (*
 	if cfg.Scenario == ScenarioEcho && cfg.MsgRate > 0 {
 		ecfg.Tick = time.Millisecond
 	}
+	if cfg.Scenario == ScenarioSSE {
+		ecfg.SSEChannels, ecfg.ChannelPrefix = cfg.Channels, cfg.ChannelPrefix
+	}
 	if w.e, err = NewEngine(ecfg, w.sc); err != nil {
 		return nil, err
 	}

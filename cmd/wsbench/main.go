@@ -5,6 +5,7 @@
 //	wsbench connect -conns 100000 -rate 5000 -hold 30s -src 127.0.0.2-127.0.0.250 -server-pid PID
 //	wsbench echo    -conns 1000 -size 32 -duration 10s [-rate MSGS/S]
 //	wsbench pubsub  -conns 10000 -channels 10 -publish-rate 1000 [-publish-url URL -api-key KEY]
+//	wsbench sse     -url http://HOST:PORT/sse -conns 10000 -channels 10 -publish-rate 1000 -publish-url URL
 //	wsbench churn   -conns 1000 -rate 500 -hold 1s -duration 30s
 //	wsbench report  results/*.json -o docs/img/ [-md FILE]
 //
@@ -69,7 +70,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	switch cmd := args[0]; cmd {
-	case bench.ScenarioConnect, bench.ScenarioEcho, bench.ScenarioPubSub, bench.ScenarioChurn:
+	case bench.ScenarioConnect, bench.ScenarioEcho, bench.ScenarioPubSub, bench.ScenarioSSE, bench.ScenarioChurn:
 		return runScenario(cmd, args[1:], stdout, stderr)
 	case "report":
 		return runReport(args[1:], stdout, stderr)
@@ -90,6 +91,7 @@ commands:
   connect   open -conns connections at -rate per second, hold them for -hold
   echo      -conns connections send -size byte messages and time the echoes
   pubsub    -conns subscribers on -channels channels, one publisher at -publish-rate
+  sse       pubsub with Server-Sent Events subscribers (-url http://host:port/sse), publishing to -publish-url
   churn     connections that disconnect after -hold and reconnect with backoff
   report    wsbench report results/*.json -o docs/img/ [-md FILE]
 
@@ -227,7 +229,7 @@ func scenarioFlags(name string, cfg *bench.Config, stderr io.Writer) (fs *flag.F
 		fs.Float64Var(&cfg.DialRate, "connect-rate", cfg.DialRate, "connections per second while opening")
 		fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of the measured phase")
 		fs.IntVar(&cfg.Size, "size", cfg.Size, "message size in bytes")
-	case bench.ScenarioPubSub:
+	case bench.ScenarioPubSub, bench.ScenarioSSE:
 		fs.Float64Var(&cfg.DialRate, "rate", cfg.DialRate, "connections per second while opening")
 		fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "how long to publish")
 		fs.IntVar(&cfg.Channels, "channels", cfg.Channels, "number of channels; subscriber i takes channel i % channels")

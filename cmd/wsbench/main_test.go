@@ -262,7 +262,8 @@ func TestAgainstWsgateEchoMode(t *testing.T) {
 }
 
 // TestAgainstWsgatePubSubMode publishes over the WebSocket publish op and
-// over the HTTP API of a wsgate subprocess and checks, from the per-channel
+// over the HTTP API of a wsgate subprocess, to WebSocket and to Server-Sent
+// Events subscribers (the sse scenario), and checks, from the per-channel
 // sequence numbers, that every subscriber got every message exactly once.
 func TestAgainstWsgatePubSubMode(t *testing.T) {
 	wsgate, wsbench := buildBinaries(t)
@@ -294,6 +295,14 @@ func TestAgainstWsgatePubSubMode(t *testing.T) {
 	t.Run("http-publish-two-processes", func(t *testing.T) {
 		r := runWsbench(t, wsbench, "pubsub", "-url", url, "-conns", "400", "-procs", "2", "-channels", "8",
 			"-publish-rate", "400", "-duration", "1s", "-publish-url", "http://"+admin+"/api/publish", "-api-key", "test-key")
+		check(t, r, 50)
+		eq(t, "server-reported deliveries", r.PubSub.ServerDelivered, r.PubSub.Delivered)
+	})
+	t.Run("sse", func(t *testing.T) {
+		sseURL := "http://" + strings.TrimSuffix(strings.TrimPrefix(url, "ws://"), "/") + "/sse"
+		r := runWsbench(t, wsbench, "sse", "-url", sseURL, "-conns", "400", "-channels", "8",
+			"-publish-rate", "400", "-duration", "1s", "-publish-url", "http://"+admin+"/api/publish",
+			"-api-key", "test-key", "-server-pid", spid)
 		check(t, r, 50)
 		eq(t, "server-reported deliveries", r.PubSub.ServerDelivered, r.PubSub.Delivered)
 	})
