@@ -36,7 +36,7 @@ const MaxConnsPerWorker = 15000
 // reads its own copy.
 type Config struct {
 	Scenario string `json:"scenario"`
-	// URL is the server's ws:// URL.
+	// URL is the server's ws:// URL (http:// for the sse scenario: the stream's URL).
 	URL string `json:"url"`
 	// Conns is the total number of connections over all workers.
 	Conns int `json:"conns"`
@@ -178,6 +178,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Conns <= 0 {
 		bad("-conns must be positive")
+	}
+	if c.URL != "" {
+		want := "ws://"
+		if c.Scenario == ScenarioSSE {
+			want = "http://"
+		}
+		if !strings.HasPrefix(c.URL, want) {
+			bad("-url must be a %s URL for %s", want, c.Scenario)
+		}
 	}
 	if c.Timeout <= 0 {
 		bad("-timeout must be positive")

@@ -233,7 +233,11 @@ func TestResolveTarget(t *testing.T) {
 	if err != nil || tg.port != 80 || tg.path != "/" {
 		t.Fatalf("%+v %v", tg, err)
 	}
-	for _, bad := range []string{"wss://127.0.0.1/", "http://127.0.0.1/", "ws://[::1]:80/", "ws://127.0.0.1:0/", "::"} {
+	// http:// is an sse scenario's URL (Config.Validate says which scheme a scenario takes).
+	if tg, err := resolveTarget(t.Context(), "http://127.0.0.1:9000/sse"); err != nil || tg.path != "/sse" {
+		t.Fatalf("http: %+v %v", tg, err)
+	}
+	for _, bad := range []string{"wss://127.0.0.1/", "https://127.0.0.1/", "ws://[::1]:80/", "ws://127.0.0.1:0/", "::"} {
 		if _, err := resolveTarget(t.Context(), bad); err == nil {
 			t.Errorf("accepted %s", bad)
 		}
