@@ -86,6 +86,7 @@ func (c *Conn) closeNow(code ws.StatusCode) {
 	if c.flags&flagOpened != 0 {
 		e.h.OnClose(c, ws.StatusCode(c.closeCode))
 		e.Stats.Open[c.transport()].Add(-1)
+		e.live--
 	}
 	// Counted out only after OnClose: whoever sees the count reach zero (Shutdown, a test, a
 	// scrape) also sees everything the handler released, such as a connection's subscriptions.

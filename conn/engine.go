@@ -42,7 +42,10 @@ type Engine struct {
 	flushAt  int64                              // WriteDelay: when the pending output must be flushed; 0: nothing pending
 	seq      uint32                             // connection ID sequence
 	rnd      uint64                             // xorshift state for ping jitter
-	draining bool                               // shutting down: no new connections are opened
+	draining bool                               // a drain or CloseAll started: output is flushed without WriteDelay
+	stopped  bool                               // CloseAll ran: accepted sockets are closed at once
+	live     int                                // WebSocket connections opened and not yet closed (drain's count)
+	drain    drainState                         // Drain's progress
 	queued   int64                              // pool.Pending last stored in Stats.QueuedBytes
 }
 
@@ -142,7 +145,7 @@ func (e *Engine) freeConn(c *Conn) {
 
 // OnAccept implements netpoll.Handler.
 func (e *Engine) OnAccept(fd int) {
-	if fd > fdMask || e.draining {
+	if fd > fdMask || e.stopped {
 		e.loop.Close(fd)
 		return
 	}
@@ -182,6 +185,9 @@ func (e *Engine) OnEvent(fd int, events uint32) {
 // OnPass implements netpoll.Handler: flush every connection with pending output (with
 // Config.WriteDelay, once the oldest pending output has waited that long).
 func (e *Engine) OnPass(now int64) {
+	if e.drain.active {
+		e.paceDrain(now)
+	}
 	if e.cfg.WriteDelay > 0 && len(e.dirty) > 0 && !e.draining {
 		if e.flushAt == 0 {
 			e.flushAt = now + int64(e.cfg.WriteDelay)
@@ -210,27 +216,19 @@ func (e *Engine) OnPass(now int64) {
 		e.queued = q
 		e.Stats.QueuedBytes.Store(q)
 	}
+	if e.drain.active && e.drain.swept && e.live == 0 && e.drain.Done != nil {
+		done := e.drain.Done
+		e.drain.Done = nil
+		done()
+	}
 }
 
-// Shutdown starts a graceful shutdown of this engine: sends close 1001 with reason to every open
-// connection (after the frame the socket has partly taken; output not started is dropped) and
-// closes handshaking ones. Loop goroutine only (post it).
+// Shutdown starts a graceful shutdown of this engine at once: close 1001 with reason to every
+// open connection (after the frame the socket has partly taken; output not started is dropped),
+// and HTTP 503 with Retry-After to every handshake from now on. It is Drain with Code 1001,
+// Refuse and no Period. Loop goroutine only (post it).
 func (e *Engine) Shutdown(reason string) {
-	e.draining = true
-	for _, c := range e.conns[:e.top] {
-		if c == nil {
-			continue
-		}
-		switch c.state {
-		case stateOpen:
-			if c.flags&flagCloseSent == 0 {
-				c.cut() // the client gets whole frames, then the 1001, without waiting for the rest
-			}
-			c.Close(ws.StatusGoingAway, reason)
-		case stateHandshake:
-			c.closeNow(ws.StatusGoingAway)
-		}
-	}
+	e.Drain(Drain{Code: ws.StatusGoingAway, Reason: reason, Refuse: true})
 }
 
 // CloseAll closes every socket at once, without a close handshake (the end of a shutdown that
@@ -241,6 +239,6 @@ func (e *Engine) CloseAll() {
 			c.closeNow(ws.StatusAbnormalClosure)
 		}
 	}
-	e.draining = true
+	e.draining, e.stopped = true, true
 	e.OnPass(e.loop.Now())
 }

@@ -208,6 +208,10 @@ func (c *Conn) handshake(data []byte) int {
 		c.reject(RejectMaxConns, frame.AppendHTTPError(nil, 503, "Retry-After: 5\r\n", "server at connection limit\n"))
 		return 0
 	}
+	if e.drain.Refuse && e.drain.active {
+		c.reject(RejectShutdown, refusal)
+		return 0
+	}
 	if e.stream != nil && !frame.IsUpgrade(data[:end]) {
 		return c.streamRequest(data[:end])
 	}
@@ -229,6 +233,7 @@ func (c *Conn) handshake(data []byte) int {
 	now := e.loop.Now()
 	c.state = stateOpen
 	c.flags |= flagOpened
+	e.live++
 	c.lastRecv, c.lastData = now, now
 	if e.cfg.MaxMsgRate > 0 {
 		c.tokens, c.tokAt = float32(e.cfg.MsgBurst), now
@@ -236,6 +241,9 @@ func (c *Conn) handshake(data []byte) int {
 	c.armHeartbeat(now)
 	e.Stats.Open[c.transport()].Add(1)
 	e.h.OnOpen(c)
+	if e.drain.swept {
+		e.drainOpened(c)
+	}
 	return end
 }
 

@@ -23,6 +23,7 @@ const (
 	RejectTimeout  // handshake deadline
 	RejectMaxConns // over Config.MaxConns (503)
 	RejectStream   // a request that is not an upgrade, refused by StreamHandler.OnRequest
+	RejectShutdown // the server is shutting down (503), see Drain.Refuse
 	NumRejects
 )
 
@@ -30,7 +31,7 @@ const (
 var RejectNames = [NumRejects]string{
 	frame.ReasonMalformed, frame.ReasonProto, frame.ReasonMethod, frame.ReasonHost,
 	frame.ReasonUpgrade, frame.ReasonConnection, frame.ReasonKey, frame.ReasonVersion,
-	frame.ReasonRejected, frame.ReasonInternal, "too_large", "timeout", "max_conns", "stream",
+	frame.ReasonRejected, frame.ReasonInternal, "too_large", "timeout", "max_conns", "stream", "shutdown",
 }
 
 func rejectIndex(reason string) int {
@@ -44,7 +45,7 @@ func rejectIndex(reason string) int {
 
 // CloseCodes lists the close codes counted individually in Stats.CloseSent and CloseRecv; every
 // other code is counted under the last slot ("other").
-var CloseCodes = [...]uint16{1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 0}
+var CloseCodes = [...]uint16{1000, 1001, 1002, 1003, 1005, 1006, 1007, 1008, 1009, 1010, 1011, 1012, 0}
 
 func closeIndex(code uint16) int {
 	for i, c := range CloseCodes[:len(CloseCodes)-1] {

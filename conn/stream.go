@@ -59,6 +59,7 @@ func (c *Conn) OpenStream(head []byte, chunked bool) {
 	c.armHeartbeat(now)
 	e.Stats.Streams.Add(1)
 	e.Stats.Open[TransportSSE].Add(1)
+	e.live++
 }
 
 // WriteEvent queues one event of a stream as one unit: prefix copied, then shared by reference
@@ -120,6 +121,9 @@ func (c *Conn) streamRequest(head []byte) int {
 	}
 	if c.mode&modeStream == 0 {
 		panic("BUG: conn: OnRequest accepted a request without OpenStream")
+	}
+	if e.drain.swept {
+		e.drainOpened(c) // a hand-over's request that was under way: its body ends at once
 	}
 	return len(head)
 }

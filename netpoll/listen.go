@@ -1,6 +1,7 @@
 package netpoll
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
@@ -105,4 +106,72 @@ func listenOne(ip net.IP, port, backlog int) (int, error) {
 		return -1, fmt.Errorf("listen: %w", err)
 	}
 	return fd, nil
+}
+
+// Inherit takes over listening sockets another process handed down (fd passing across exec, as
+// a zero-downtime restart does): it checks that each fd is a listening TCP socket, that all are
+// bound to one address, and makes them non-blocking and close-on-exec, as Listen's are. The
+// sockets keep their queues: connections the old process did not accept are accepted here.
+// It returns the address they are bound to. The caller owns the fds (on error too).
+func Inherit(fds []int) (*net.TCPAddr, error) {
+	if len(fds) == 0 {
+		return nil, errors.New("no listener to inherit")
+	}
+	var bound *net.TCPAddr
+	for _, fd := range fds {
+		if on, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN); err != nil || on == 0 {
+			return nil, fmt.Errorf("inherited fd %d is not a listening socket (%v)", fd, err)
+		}
+		if typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
+			return nil, fmt.Errorf("inherited fd %d is not a stream socket", fd)
+		}
+		sa, err := unix.Getsockname(fd)
+		if err != nil {
+			return nil, fmt.Errorf("inherited fd %d: getsockname: %w", fd, err)
+		}
+		var a *net.TCPAddr
+		switch sa := sa.(type) {
+		case *unix.SockaddrInet4:
+			a = &net.TCPAddr{IP: net.IP(append([]byte(nil), sa.Addr[:]...)), Port: sa.Port}
+		case *unix.SockaddrInet6:
+			a = &net.TCPAddr{IP: net.IP(append([]byte(nil), sa.Addr[:]...)), Port: sa.Port}
+		default:
+			return nil, fmt.Errorf("inherited fd %d is not a TCP socket", fd)
+		}
+		if bound == nil {
+			bound = a
+		} else if !bound.IP.Equal(a.IP) || bound.Port != a.Port {
+			return nil, fmt.Errorf("inherited listeners are bound to different addresses (%s, %s)", bound, a)
+		}
+		if err := unix.SetNonblock(fd, true); err != nil {
+			return nil, fmt.Errorf("inherited fd %d: %w", fd, err)
+		}
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+			return nil, fmt.Errorf("inherited fd %d: %w", fd, err)
+		}
+	}
+	return bound, nil
+}
+
+// SameAddr reports whether a listener bound to bound serves addr (host:port) as Listen would
+// resolve it; port 0 in addr matches any port. A process that inherits listeners uses them only
+// for the address it is configured with.
+func SameAddr(addr string, bound *net.TCPAddr) (bool, error) {
+	host, portStr, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false, fmt.Errorf("listen address %q: %w", addr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port < 0 || port > 65535 {
+		return false, fmt.Errorf("listen address %q: bad port", addr)
+	}
+	ip := net.IPv4zero
+	if host != "" {
+		ips, err := net.LookupIP(host)
+		if err != nil || len(ips) == 0 {
+			return false, fmt.Errorf("listen address %q: cannot resolve host: %v", addr, err)
+		}
+		ip = ips[0]
+	}
+	return ip.Equal(bound.IP) && (port == 0 || port == bound.Port), nil
 }

@@ -150,6 +150,7 @@ type Loop struct {
 	gens         []uint32          // current generation per fd; 0 = not registered
 	genSeq       uint32            // last generation handed out
 	listenPaused bool              // the listener is out of the epoll set (accept backoff)
+	listenOff    bool              // StopAccepting: the listener is out of the epoll set for good
 	listenTimer  Timer             // ends the accept backoff
 	lastLog      int64             // when the last accept error was logged
 	suppressed   int               // accept errors not logged since
@@ -265,15 +266,53 @@ func (l *Loop) Stop() {
 // Done is closed when Run has returned. Any goroutine.
 func (l *Loop) Done() <-chan struct{} { return l.done }
 
-// CloseListener stops accepting on this loop: the listening socket is closed, connections already
-// accepted are untouched. Loop goroutine only (post it from elsewhere).
+// CloseListener stops accepting on this loop and closes its descriptor of the listening socket;
+// connections already accepted are untouched. The socket itself is closed only if no other
+// descriptor refers to it: a process that inherited it (DupListener) goes on accepting from the
+// same queue. Loop goroutine only (post it from elsewhere).
 func (l *Loop) CloseListener() {
 	if l.lfd < 0 {
 		return
 	}
-	l.wheel.Stop(&l.listenTimer)
-	unix.Close(l.lfd) // also leaves the epoll set
+	l.StopAccepting()
+	unix.Close(l.lfd)
 	l.lfd = -1
+}
+
+// StopAccepting takes the listener out of the loop's epoll set without closing it: the loop no
+// longer accepts, and connections waiting in the socket's queue stay there for whoever else
+// holds the socket (a new process that inherited it, see DupListener). The removal is explicit
+// because close(2) would not do it while another descriptor of the same socket exists (epoll(7),
+// "Will closing a file descriptor cause it to be removed from all epoll interest lists?"), and
+// the level-triggered listener would then wake this loop for connections it cannot take.
+// Idempotent; CloseListener releases the descriptor later. Loop goroutine only (post it).
+func (l *Loop) StopAccepting() {
+	if l.lfd < 0 || l.listenOff {
+		return
+	}
+	l.wheel.Stop(&l.listenTimer)
+	if !l.listenPaused {
+		ev := unix.EpollEvent{}
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.lfd, &ev); err != nil {
+			l.log.Error("stop accepting", "err", err)
+		}
+	}
+	l.listenPaused = false
+	l.listenOff = true
+}
+
+// DupListener returns a new descriptor of the loop's listening socket (dup(2) with close-on-exec
+// set), for handing the socket to another process; the caller owns and closes it. It fails when
+// the loop has no listener. Loop goroutine only (post it), since the listener is closed there.
+func (l *Loop) DupListener() (int, error) {
+	if l.lfd < 0 {
+		return -1, errors.New("the loop has no listener")
+	}
+	fd, err := unix.FcntlInt(uintptr(l.lfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("dup listener: %w", err)
+	}
+	return fd, nil
 }
 
 // Run runs the loop on the calling goroutine until Stop. It locks the goroutine to its thread
@@ -369,7 +408,9 @@ func (l *Loop) pass() error {
 			l.Stats.Wakeups.Add(1)
 			l.tq.consumeWake()
 		case ev.Pad == 0 && fd == l.lfd:
-			l.accept()
+			if !l.listenOff { // a readiness reported before StopAccepting, earlier in this batch
+				l.accept()
+			}
 		case l.valid(ev):
 			l.h.OnEvent(fd, ev.Events)
 		default:
@@ -445,7 +486,7 @@ func (l *Loop) accept() {
 }
 
 func (l *Loop) pauseListener() {
-	if l.listenPaused || l.lfd < 0 {
+	if l.listenPaused || l.lfd < 0 || l.listenOff {
 		return
 	}
 	ev := unix.EpollEvent{}
@@ -458,7 +499,7 @@ func (l *Loop) pauseListener() {
 }
 
 func (l *Loop) resumeListener(int64) {
-	if !l.listenPaused || l.lfd < 0 {
+	if !l.listenPaused || l.lfd < 0 || l.listenOff {
 		return
 	}
 	l.listenPaused = false
