@@ -15,9 +15,12 @@ import (
 // application's routes) on Config.AdminAddr with net/http: this listener carries a few requests a
 // second, not the data path.
 func (s *Server) startAdmin() error {
-	ln, err := net.Listen("tcp", s.cfg.AdminAddr)
-	if err != nil {
-		return fmt.Errorf("admin listener: %w", err)
+	ln := s.cfg.AdminListener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.AdminAddr); err != nil {
+			return fmt.Errorf("admin listener: %w", err)
+		}
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
@@ -25,11 +28,9 @@ func (s *Server) startAdmin() error {
 		s.metrics.WritePrometheus(w)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		select {
-		case <-s.stopped:
+		if s.draining.Load() {
 			http.Error(w, "shutting down\n", http.StatusServiceUnavailable)
 			return
-		default:
 		}
 		if app, ok := s.cfg.Handler.(Application); ok {
 			if err := app.Health(); err != nil {
@@ -64,7 +65,7 @@ func (s *Server) startAdmin() error {
 	s.adminDone = make(chan struct{})
 	go func() {
 		defer close(s.adminDone)
-		if err := s.admin.Serve(ln); err != nil && err != http.ErrServerClosed {
+		if err := s.admin.Serve(ln); err != nil && err != http.ErrServerClosed && !s.handedOver.Load() {
 			s.log.Error("admin listener failed", "err", err)
 		}
 	}()

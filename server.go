@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 
 	"github.com/wsgate/wsgate/conn"
@@ -68,8 +69,19 @@ type Config struct {
 	// Every deadline fires on a tick, so a coarser tick batches the timers of idle connections
 	// (pings, pong and idle deadlines) into fewer loop wake-ups, for that much less precision.
 	Tick time.Duration
-	// ShutdownTimeout bounds the graceful close handshake at Shutdown (default 10 s).
+	// ShutdownTimeout bounds the close handshakes at the end of Shutdown or Drain (default
+	// 10 s): a drain over a period P lasts at most P plus this.
 	ShutdownTimeout time.Duration
+	// ListenFDs are listening sockets inherited from the process this one replaces (a
+	// zero-downtime restart, see Server.ListenerFDs): Start serves them instead of opening
+	// new ones, one per loop (Loops is raised to their number if it is lower; loops beyond them
+	// open listeners of their own on the same address), so no connection waiting in their
+	// queues is lost. They must be bound to Addr's host (Addr's port 0 matches any port); the
+	// Server owns them from Start on, and closes them if Start fails.
+	ListenFDs []int
+	// AdminListener, if set, is the admin listener to serve instead of listening on AdminAddr
+	// (one inherited the same way). The Server owns it.
+	AdminListener net.Listener
 	// Conn holds the per-connection limits and timers.
 	Conn conn.Config
 	// Logger (default slog.Default()).
@@ -84,11 +96,14 @@ type Config struct {
 
 // Server is a running wsgate instance. Its methods may be called from any goroutine.
 type Server struct {
-	cfg     Config        // immutable after New
-	log     *slog.Logger  // immutable after New
-	metrics *metrics.Set  // immutable after New; safe for concurrent use
-	held    atomic.Int64  // sockets held by every engine; written by the loops, read by any
-	stopped chan struct{} // closed when Shutdown has finished
+	cfg     Config       // immutable after New
+	log     *slog.Logger // immutable after New
+	metrics *metrics.Set // immutable after New; safe for concurrent use
+	held    atomic.Int64 // sockets held by every engine; written by the loops, read by any
+
+	// Any goroutine.
+	handedOver atomic.Bool // StopAccepting ran: the listeners are served by another process
+	draining   atomic.Bool // Drain or Shutdown started (/healthz answers 503)
 
 	// Set by Start before it returns and immutable afterwards (read them only after Start).
 	loops    []*netpoll.Loop
@@ -143,7 +158,7 @@ func New(cfg Config) (*Server, error) {
 	if ch, ok := cfg.Handler.(Checker); ok && cfg.Conn.Check == nil {
 		cfg.Conn.Check = ch.Check
 	}
-	return &Server{cfg: cfg, log: cfg.Logger, metrics: metrics.NewSet(), stopped: make(chan struct{})}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, metrics: metrics.NewSet()}, nil
 }
 
 // Start opens the listeners, starts one goroutine per loop and the admin listener. It returns
@@ -151,7 +166,7 @@ func New(cfg Config) (*Server, error) {
 func (s *Server) Start() error {
 	cfg := &s.cfg
 	s.started = time.Now()
-	fds, addr, err := netpoll.Listen(cfg.Addr, cfg.Loops, cfg.Backlog)
+	fds, addr, err := s.listen()
 	if err != nil {
 		return err
 	}
@@ -194,15 +209,57 @@ func (s *Server) Start() error {
 			s.log.Info("event loop pinned", "loop", i, "cpu", cfg.CPUs[i%len(cfg.CPUs)])
 		}
 	}
-	if cfg.AdminAddr != "" {
+	if cfg.AdminAddr != "" || cfg.AdminListener != nil {
 		if err := s.startAdmin(); err != nil {
 			s.stopLoops()
 			return err
 		}
 	}
 	s.log.Info("wsgate listening", "addr", s.addr.String(), "loops", len(s.loops), "mode", s.mode(),
-		"admin", s.AdminAddr())
+		"admin", s.AdminAddr(), "inherited_listeners", len(cfg.ListenFDs))
 	return nil
+}
+
+// listen returns one listening socket per loop: the inherited ones (Config.ListenFDs), topped up
+// with new ones on the same address, or all new. It raises cfg.Loops to the number inherited:
+// every inherited socket must be served, or the connections the kernel queues on it are lost.
+func (s *Server) listen() ([]int, *net.TCPAddr, error) {
+	cfg := &s.cfg
+	if len(cfg.ListenFDs) == 0 {
+		return netpoll.Listen(cfg.Addr, cfg.Loops, cfg.Backlog)
+	}
+	fds := cfg.ListenFDs
+	fail := func(err error) ([]int, *net.TCPAddr, error) {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, nil, err
+	}
+	addr, err := netpoll.Inherit(fds)
+	if err != nil {
+		return fail(err)
+	}
+	if ok, err := netpoll.SameAddr(cfg.Addr, addr); err != nil {
+		return fail(err)
+	} else if !ok {
+		return fail(fmt.Errorf("the inherited listeners are bound to %s, not to -addr %s: an address change needs a restart, not a reload", addr, cfg.Addr))
+	}
+	if len(fds) > 255 {
+		return fail(fmt.Errorf("%d inherited listeners: more than the 255 loops supported", len(fds)))
+	}
+	if cfg.Loops < len(fds) {
+		s.log.Warn("loops raised to the number of inherited listeners, each of which must be served",
+			"loops", cfg.Loops, "inherited", len(fds))
+		cfg.Loops = len(fds)
+	}
+	if extra := cfg.Loops - len(fds); extra > 0 {
+		more, _, err := netpoll.Listen(addr.String(), extra, cfg.Backlog)
+		if err != nil {
+			return fail(err)
+		}
+		fds = append(fds, more...)
+	}
+	return fds, addr, nil
 }
 
 // mode names the application for logs and the demo page: ModePubSub, ModeEcho or "custom".
@@ -239,35 +296,68 @@ func (s *Server) Connections() int64 { return s.held.Load() }
 // Err returns a channel that receives an error if an event loop fails.
 func (s *Server) Err() <-chan error { return s.loopErrs }
 
-// Shutdown stops accepting, sends close 1001 to every connection and waits for the close
-// handshakes until ctx ends or Config.ShutdownTimeout passes, whichever is first; then it closes
-// whatever is left and stops the loops. It returns ctx's error or a timeout error if connections
-// had to be cut, nil if every connection closed cleanly.
+// Shutdown sends close 1001 to every connection at once and waits for the close handshakes until
+// ctx ends or Config.ShutdownTimeout passes; then it closes whatever is left and stops the loops.
+// Upgrades that arrive meanwhile get HTTP 503 with Retry-After. It is Drain with code 1001, no
+// period. It returns ctx's error or a timeout error if connections had to be cut, nil if every
+// connection closed cleanly.
 func (s *Server) Shutdown(ctx context.Context) error {
+	return s.Drain(ctx, ws.StatusGoingAway, "server shutting down", 0)
+}
+
+// Drain ends the server: every WebSocket connection is closed with code and reason, the closes
+// spread evenly over period (conn.Drain: paced on the loops, whole frames before the close
+// frame), then it waits for the close handshakes until ctx ends or Config.ShutdownTimeout after
+// the period, closes whatever is left, the listeners and the loops. While the server still
+// accepts, upgrades get HTTP 503 with Retry-After during the drain; after StopAccepting (a
+// hand-over) a handshake already under way completes and is drained like the others. Only the
+// first call of Drain, Shutdown or Close does anything. Any goroutine.
+func (s *Server) Drain(ctx context.Context, code ws.StatusCode, reason string, period time.Duration) error {
 	var result error
 	s.stopOnce.Do(func() {
-		defer close(s.stopped)
-		ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout)
+		s.draining.Store(true)
+		ctx, cancel := context.WithTimeout(ctx, period+s.cfg.ShutdownTimeout)
 		defer cancel()
+		d := conn.Drain{Code: code, Reason: reason, Period: period, Refuse: !s.handedOver.Load()}
+		drained := make(chan struct{}, len(s.loops))
 		for i, l := range s.loops {
 			e := s.engines[i]
-			l.Post(func() {
-				l.CloseListener()
-				e.Shutdown("server shutting down")
-			})
+			d := d
+			d.Done = func() { drained <- struct{}{} }
+			if !l.Post(func() { e.Drain(d) }) {
+				drained <- struct{}{} // a loop that stopped holds nothing
+			}
 		}
-		tick := time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-		for s.held.Load() > 0 {
+		for left := len(s.loops); left > 0; left-- {
 			select {
+			case <-drained:
+				continue
 			case <-ctx.Done():
 				result = fmt.Errorf("shutdown: %d connections did not finish the close handshake: %w",
 					s.held.Load(), ctx.Err())
 				s.log.Warn("shutdown timed out; closing remaining connections", "left", s.held.Load())
-			case <-tick.C:
-				continue
 			}
 			break
+		}
+		// The listeners stayed open during the drain to refuse upgrades with a 503 rather than a
+		// reset; the answers written, the sockets being refused get a moment to close.
+		for _, l := range s.loops {
+			l.Post(l.CloseListener)
+		}
+		if result == nil {
+			grace := time.NewTimer(time.Second)
+			tick := time.NewTicker(10 * time.Millisecond)
+			for s.held.Load() > 0 {
+				select {
+				case <-tick.C:
+					continue
+				case <-grace.C:
+				case <-ctx.Done():
+				}
+				break
+			}
+			tick.Stop()
+			grace.Stop()
 		}
 		s.stopLoops()
 		s.stopAdmin()
@@ -289,6 +379,84 @@ func (s *Server) Close() error {
 		return nil
 	}
 	return err
+}
+
+// ListenerFDs returns new descriptors (close-on-exec) of the server's listening sockets, one per
+// loop in loop order, and of the admin listener (-1 without one), for handing them to the
+// process that replaces this one; the caller owns them and closes them once they are passed.
+// The sockets keep being served here until StopAccepting. Any goroutine, after Start and
+// before Shutdown.
+func (s *Server) ListenerFDs() (loops []int, admin int, err error) {
+	type dup struct {
+		fd  int
+		err error
+	}
+	admin = -1
+	defer func() {
+		if err != nil {
+			for _, fd := range loops {
+				unix.Close(fd)
+			}
+			if admin >= 0 {
+				unix.Close(admin)
+			}
+			loops, admin = nil, -1
+		}
+	}()
+	for _, l := range s.loops {
+		ch := make(chan dup, 1)
+		if !l.Post(func() { fd, err := l.DupListener(); ch <- dup{fd, err} }) {
+			return loops, admin, errors.New("the server is stopping")
+		}
+		d := <-ch
+		if d.err != nil {
+			return loops, admin, fmt.Errorf("loop %d: %w", l.Index(), d.err)
+		}
+		loops = append(loops, d.fd)
+	}
+	if s.adminLn != nil {
+		tl, ok := s.adminLn.(*net.TCPListener)
+		if !ok {
+			return loops, admin, fmt.Errorf("the admin listener is a %T, not a TCP listener", s.adminLn)
+		}
+		rc, err := tl.SyscallConn()
+		if err != nil {
+			return loops, admin, fmt.Errorf("admin listener: %w", err)
+		}
+		var derr error
+		if err := rc.Control(func(fd uintptr) { admin, derr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+			return loops, admin, fmt.Errorf("admin listener: %w", err)
+		}
+		if derr != nil {
+			admin = -1
+			return loops, admin, fmt.Errorf("admin listener: dup: %w", derr)
+		}
+	}
+	return loops, admin, nil
+}
+
+// StopAccepting stops taking new connections, for a hand-over to the process that inherited the
+// listeners (ListenerFDs): the loops stop polling their listening sockets without closing them,
+// and the admin listener's descriptor is closed here (the socket lives on in the new process),
+// with keep-alive off so that open admin connections end after their current request.
+// Connections already accepted are served until Drain. It returns once every loop has stopped
+// accepting. Any goroutine.
+func (s *Server) StopAccepting() {
+	if s.handedOver.Swap(true) {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, l := range s.loops {
+		wg.Add(1)
+		if !l.Post(func() { l.StopAccepting(); wg.Done() }) {
+			wg.Done()
+		}
+	}
+	wg.Wait()
+	if s.admin != nil {
+		s.admin.SetKeepAlivesEnabled(false)
+		s.adminLn.Close() // Serve returns; startAdmin's goroutine knows why (handedOver)
+	}
 }
 
 // abortLoops releases loops that were created but never run.
