@@ -480,3 +480,9 @@ func (s *Server) stopLoops() {
 		<-l.Done()
 	}
 }
+
+// Close codes Drain is given by the command (conn.Drain explains the pacing).
+const (
+	StatusGoingAway      = ws.StatusGoingAway        // 1001: the server shuts down
+	StatusServiceRestart = conn.StatusServiceRestart // 1012: the server restarts, reconnect
+)

@@ -37,6 +37,11 @@ type options struct {
 	logLevel  string
 	logFormat string
 	version   bool
+
+	drainPeriod   time.Duration // -drain-period
+	reloadTimeout time.Duration // -reload-timeout
+	pidFile       string        // -pid-file
+	envFile       string        // -env-file (read by parse before the flags, see withEnvFile)
 }
 
 // newFlagSet declares every flag of the server into o.
@@ -50,7 +55,11 @@ func newFlagSet(o *options, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.Loops, "loops", 0, "event loops, each with its own SO_REUSEPORT listener (0 = one per CPU)")
 	fs.Var((*cpuList)(&c.CPUs), "cpus", "pin loop i to the i-th CPU of this comma-separated list, e.g. 0,1 (empty = no pinning)")
 	fs.IntVar(&c.Backlog, "backlog", 0, "listen backlog (0 = as large as net.core.somaxconn allows)")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGINT/SIGTERM, how long to wait for close handshakes before exiting")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long close handshakes get after the drain (SIGHUP, SIGINT/SIGTERM) before the process exits")
+	fs.DurationVar(&o.drainPeriod, "drain-period", 30*time.Second, "after a reload (SIGHUP), close the old process's connections with 1012 spread evenly over this long; SIGINT/SIGTERM spread their 1001 over it only when the flag is set explicitly (otherwise all at once)")
+	fs.DurationVar(&o.reloadTimeout, "reload-timeout", 30*time.Second, "on SIGHUP, how long the new process has to become ready before it is killed and this one keeps serving")
+	fs.StringVar(&o.pidFile, "pid-file", "", "write the process ID to this file; after a reload the new process writes it (for systemd's PIDFile=)")
+	fs.StringVar(&o.envFile, "env-file", "", "read WSGATE_* settings from this file of KEY=VALUE lines at every start, so a reload applies its current contents (the command line wins over it, it wins over the environment)")
 	cc := &c.Conn
 	cc.MaxMessage = 16 << 20
 	fs.Var((*byteSize)(&cc.MaxMessage), "max-message", "largest message accepted (bytes; K, KiB, M, MiB suffixes); larger ones close with 1009")
@@ -113,8 +122,12 @@ func envName(flagName string) string {
 	return "WSGATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parse applies the environment, then the command line.
+// parse applies the environment (with -env-file's variables over it), then the command line.
 func parse(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	getenv, err := withEnvFile(args, getenv)
+	if err != nil {
+		return err
+	}
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if envErr != nil {
@@ -163,6 +176,29 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 	if len(args) > 0 && args[0] == "token" {
 		return tokenMain(args[1:], stdout, stderr, os.Getenv)
 	}
+	// A process started by a reload reports how its start went to the old process (reload.go).
+	var pipe *readyPipe
+	var inh *inherited
+	if v := os.Getenv(upgradeEnv); v != "" {
+		os.Unsetenv(upgradeEnv) // not for this process's own successor
+		h, err := parseInherited(v)
+		if err != nil {
+			fmt.Fprintln(stderr, "wsgate:", err)
+			return 2
+		}
+		inh = &h
+		pipe = &readyPipe{f: os.NewFile(uintptr(h.ready), "reload-ready"), w: stderr}
+		stderr = pipe
+	}
+	code := serve(args, stdout, stderr, ready, inh, pipe)
+	pipe.failed(code) // a no-op once ready was reported
+	return code
+}
+
+// serve parses the flags, runs the server and handles the signals: SIGINT/SIGTERM shut down,
+// SIGHUP hands over to a new process (reload.go). inh and pipe are set in a process started by
+// a reload.
+func serve(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server, inh *inherited, pipe *readyPipe) int {
 	var o options
 	fs := newFlagSet(&o, stderr)
 	fs.Usage = usage(fs, stderr)
@@ -181,11 +217,22 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 		fmt.Fprintln(stdout, versionString())
 		return 0
 	}
+	if o.drainPeriod < 0 || o.reloadTimeout <= 0 {
+		fmt.Fprintln(stderr, "wsgate: -drain-period must not be negative and -reload-timeout must be positive")
+		return 2
+	}
+	termDrain := time.Duration(0) // SIGTERM closes everyone at once unless -drain-period is set
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "drain-period" {
+			termDrain = o.drainPeriod
+		}
+	})
 	logger, err := newLogger(stderr, o.logLevel, o.logFormat)
 	if err != nil {
 		fmt.Fprintln(stderr, "wsgate:", err)
 		return 2
 	}
+	logger = logger.With("pid", os.Getpid())
 	o.cfg.Logger = logger
 	switch o.mode {
 	case wsgate.ModePubSub:
@@ -223,6 +270,12 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 		return 2
 	}
 	o.cfg.APIKey = o.pubsub.APIKey // the dashboard's data is behind the same key as the API
+	if inh != nil {
+		if err := adoptInherited(*inh, &o.cfg); err != nil {
+			logger.Error("start failed", "err", err)
+			return 1
+		}
+	}
 	prepareHost(&o.cfg, logger)
 	spareP(&o.cfg, os.Getenv, logger)
 	srv, err := wsgate.New(o.cfg)
@@ -233,28 +286,95 @@ func run(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server) i
 	// Signals are caught before the server is announced ready, so that a signal sent as soon as
 	// it serves is a shutdown, not the default action (the process killed outright).
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
 	if err := srv.Start(); err != nil {
 		logger.Error("start failed", "err", err)
 		return 1
 	}
+	if o.pidFile != "" {
+		if err := writePIDFile(o.pidFile, os.Getpid()); err != nil {
+			logger.Error("start failed", "err", err)
+			srv.Close()
+			return 1
+		}
+	}
+	notify := "READY=1"
+	if inh != nil {
+		notify = fmt.Sprintf("MAINPID=%d\nREADY=1", os.Getpid())
+		if err := pipe.ready(); err != nil {
+			// The old process is gone or gave up on this one: it keeps serving (or nothing
+			// does); this process must not serve beside it unannounced.
+			logger.Error("start failed: cannot report readiness to the old process", "err", err)
+			srv.Close()
+			return 1
+		}
+		logger.Info("reload: serving the inherited listeners; the old process drains")
+	}
+	if err := sdNotify(notify); err != nil {
+		logger.Warn("could not notify the service manager", "err", err)
+	}
 	if ready != nil {
 		ready <- srv
 	}
-	select {
-	case s := <-sig:
-		logger.Info("signal received; shutting down", "signal", s.String(), "connections", srv.Connections(),
-			"timeout", o.cfg.ShutdownTimeout)
-	case err := <-srv.Err():
-		logger.Error("event loop failed; shutting down", "err", err)
-		srv.Close()
-		return 1
+	code, reason, period, handedOver := wsgate.StatusGoingAway, "server shutting down", termDrain, false
+	for wait := true; wait; {
+		select {
+		case s := <-sig:
+			if s != syscall.SIGHUP {
+				logger.Info("signal received; shutting down", "signal", s.String(), "connections", srv.Connections(),
+					"drain_period", period, "timeout", o.cfg.ShutdownTimeout)
+				sdNotify("STOPPING=1")
+				wait = false
+				break
+			}
+			logger.Info("SIGHUP: reloading: starting a new process on the same listeners", "connections", srv.Connections())
+			res := startSuccessor(srv, args, o.reloadTimeout, logger)
+			if res.err != nil {
+				logger.Error("reload failed; this process keeps serving", "err", res.err)
+				continue
+			}
+			srv.StopAccepting()
+			logger.Info("reload: the new process is ready and accepts; draining this one", "new_pid", res.pid,
+				"connections", srv.Connections(), "drain_period", o.drainPeriod, "timeout", o.cfg.ShutdownTimeout)
+			code, reason, period, handedOver = wsgate.StatusServiceRestart, "service restart", o.drainPeriod, true
+			wait = false
+		case err := <-srv.Err():
+			logger.Error("event loop failed; shutting down", "err", err)
+			srv.Close()
+			if o.pidFile != "" {
+				removePIDFile(o.pidFile, os.Getpid())
+			}
+			return 1
+		}
 	}
-	if err := srv.Shutdown(context.Background()); err != nil {
+	// A second SIGINT/SIGTERM cuts the drain short; a SIGHUP now is too late to matter.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		for {
+			select {
+			case s := <-sig:
+				if s == syscall.SIGHUP {
+					logger.Warn("SIGHUP ignored: this process is already draining")
+					continue
+				}
+				logger.Warn("signal received while draining; closing the remaining connections now", "signal", s.String())
+				cancel()
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	if err := srv.Drain(ctx, code, reason, period); err != nil {
 		logger.Warn("shutdown incomplete", "err", err)
 	} else {
 		logger.Info("shutdown complete")
+	}
+	// After a hand-over the PID file is the new process's; otherwise it goes with this one.
+	if o.pidFile != "" && !handedOver {
+		removePIDFile(o.pidFile, os.Getpid())
 	}
 	return 0
 }
