@@ -96,7 +96,7 @@ type Config struct {
 
 // Server is a running wsgate instance. Its methods may be called from any goroutine.
 type Server struct {
-	cfg     Config       // immutable after New
+	cfg     Config       // immutable after Start (which may raise Loops to the inherited listeners)
 	log     *slog.Logger // immutable after New
 	metrics *metrics.Set // immutable after New; safe for concurrent use
 	held    atomic.Int64 // sockets held by every engine; written by the loops, read by any

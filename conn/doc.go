@@ -30,6 +30,10 @@
 //   - permessage-deflate (deflate.go, with Config.Compression) keeps no per-connection state
 //     beyond two flag bits: a compressed message is inflated at its last frame into a pooled
 //     buffer, with a pooled decompressor held only for the call; compressors likewise.
+//   - An engine's end is a drain (drain.go): its connections are closed with one code (1001
+//     shutdown, 1012 restart) spread over a period by a per-pass budget, with no per-connection
+//     timer: the engine walks its fd table and asks the loop to wake it when the next close is
+//     due.
 //   - Conn structs are pooled per loop: a Conn pointer must not be kept past Handler.OnClose.
 //     Code on other goroutines refers to connections by ID, never by pointer.
 //   - One timer node per connection (embedded netpoll.Timer) serves every deadline: handshake,

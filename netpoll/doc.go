@@ -20,6 +20,10 @@
 //     cannot starve the connections of its loop. When accept fails for lack of descriptors or
 //     memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) the listener is paused for a short backoff instead
 //     of spinning on a readiness that cannot be served.
+//   - A listening socket can outlive the loop's interest in it: DupListener hands a duplicate to
+//     another process (a zero-downtime restart; Inherit takes such sockets over), and
+//     StopAccepting takes the socket out of the epoll set explicitly, without closing it, so that
+//     the connections queued on it go to the process that now polls it.
 //   - Wake-ups are coalesced: however many tasks are posted between two passes, the eventfd is
 //     written at most once.
 package netpoll
