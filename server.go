@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -216,7 +217,7 @@ func (s *Server) Start() error {
 		}
 	}
 	s.log.Info("wsgate listening", "addr", s.addr.String(), "loops", len(s.loops), "mode", s.mode(),
-		"admin", s.AdminAddr(), "inherited_listeners", len(cfg.ListenFDs))
+		"admin", s.AdminAddr(), "inherited_listeners", len(cfg.ListenFDs), "pid", os.Getpid())
 	return nil
 }
 

@@ -36,7 +36,7 @@ type drainState struct {
 	active bool
 	swept  bool  // Period is over: every connection was sent its close, new ones get it at once
 	start  int64 // loop clock when the drain started
-	total  int   // WebSocket connections open when it started: the pacing's count
+	total  int   // connections open (close not sent) when it started: the pacing's count
 	closed int   // connections the drain has closed so far
 	cursor int   // next index of Engine.conns to look at
 }
@@ -51,7 +51,13 @@ func (e *Engine) Drain(d Drain) {
 	now := e.loop.Now()
 	ds := &e.drain
 	if !ds.active {
-		*ds = drainState{Drain: d, active: true, start: now, total: e.live}
+		total := 0 // the connections this drain will close (not those already closing)
+		for _, c := range e.conns {
+			if c != nil && c.state == stateOpen && c.flags&flagCloseSent == 0 {
+				total++
+			}
+		}
+		*ds = drainState{Drain: d, active: true, start: now, total: total}
 	} else {
 		period := d.Period
 		if d.Period > 0 {

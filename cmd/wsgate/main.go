@@ -232,7 +232,6 @@ func serve(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server,
 		fmt.Fprintln(stderr, "wsgate:", err)
 		return 2
 	}
-	logger = logger.With("pid", os.Getpid())
 	o.cfg.Logger = logger
 	switch o.mode {
 	case wsgate.ModePubSub:
@@ -270,6 +269,10 @@ func serve(args []string, stdout, stderr io.Writer, ready chan<- *wsgate.Server,
 		return 2
 	}
 	o.cfg.APIKey = o.pubsub.APIKey // the dashboard's data is behind the same key as the API
+	// The command's own lines name their process: during a reload two of them write one log.
+	// (The server's lines keep their layout, which scripts parse; "wsgate listening" ends with
+	// the pid.)
+	logger = logger.With("pid", os.Getpid())
 	if inh != nil {
 		if err := adoptInherited(*inh, &o.cfg); err != nil {
 			logger.Error("start failed", "err", err)
