@@ -52,7 +52,7 @@ func (e *Engine) Drain(d Drain) {
 	ds := &e.drain
 	if !ds.active {
 		total := 0 // the connections this drain will close (not those already closing)
-		for _, c := range e.conns {
+		for _, c := range e.conns[:e.top] {
 			if c != nil && c.state == stateOpen && c.flags&flagCloseSent == 0 {
 				total++
 			}
