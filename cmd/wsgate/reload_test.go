@@ -75,6 +75,12 @@ type proc struct {
 // startWsgate runs the binary with args plus JSON logging, a PID file and loopback addresses.
 func startWsgate(t *testing.T, env []string, args ...string) *proc {
 	t.Helper()
+	return startWsgateBinary(t, wsgateBinary(t), env, args...)
+}
+
+// startWsgateBinary is startWsgate with the executable at bin.
+func startWsgateBinary(t *testing.T, bin string, env []string, args ...string) *proc {
+	t.Helper()
 	// Successors are reparented to the test process, which can then reap them (wait4) and
 	// tell a live process from a zombie.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -89,7 +95,7 @@ func startWsgate(t *testing.T, env []string, args ...string) *proc {
 	defer logf.Close()
 	args = append([]string{"-mode", "echo", "-addr", "127.0.0.1:0", "-admin-addr", "127.0.0.1:0", "-loops", "2",
 		"-log-format", "json", "-pid-file", p.pidFile}, args...)
-	p.cmd = exec.Command(wsgateBinary(t), args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
@@ -124,18 +130,27 @@ func (p *proc) pid() int {
 	return n
 }
 
+// lines returns the log lines that match, in order.
+func (p *proc) lines(match func(l map[string]any) bool) []map[string]any {
+	b, _ := os.ReadFile(p.log)
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		var l map[string]any
+		if json.Unmarshal(sc.Bytes(), &l) == nil && match(l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
 // waitLog polls the log until a line matches and returns it.
 func (p *proc) waitLog(what string, match func(l map[string]any) bool) map[string]any {
 	p.t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for {
-		b, _ := os.ReadFile(p.log)
-		sc := bufio.NewScanner(bytes.NewReader(b))
-		for sc.Scan() {
-			var l map[string]any
-			if json.Unmarshal(sc.Bytes(), &l) == nil && match(l) {
-				return l
-			}
+		if ls := p.lines(match); len(ls) > 0 {
+			return ls[0]
 		}
 		if time.Now().After(deadline) {
 			p.t.Fatalf("no log line: %s", what)
