@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+
+	"github.com/wsgate/wsgate/netpoll"
 )
 
 // closeCodeOf returns the close code in the first close frame p has received, or 0.
@@ -156,5 +158,34 @@ func TestDrainSecondCallEndsPeriod(t *testing.T) {
 		if code := closeCodeOf(t, p); code != ws.StatusGoingAway {
 			t.Fatalf("connection %d got %d after the shutdown, want 1001", i+1, code)
 		}
+	}
+}
+
+// TestDrainEndsStreams: a drain ends an event stream's body (the last chunk) like it closes a
+// WebSocket, counts it among the connections to pace, and Done waits for the stream's client to
+// close its side.
+func TestDrainEndsStreams(t *testing.T) {
+	h, _ := newStreamHarness(t, Config{PingInterval: 0})
+	ws1 := h.open()
+	s := h.openStream("HTTP/1.1")
+	done := false
+	h.e.Drain(Drain{Code: StatusServiceRestart, Reason: "service restart", Period: time.Second, Done: func() { done = true }})
+	h.pass()
+	if closeCodeOf(t, ws1) != StatusServiceRestart {
+		t.Fatal("the WebSocket, first in descriptor order, was not closed at the start")
+	}
+	if _, ended := s.body(); ended {
+		t.Fatal("the stream ended at once: the drain did not pace it")
+	}
+	h.step(time.Second)
+	if _, ended := s.body(); !ended {
+		t.Fatal("the stream's body did not end by the end of the drain period")
+	}
+	ws1.sendFrame(ws.OpClose, []byte{0x03, 0xf4})
+	s.close()
+	s.h.e.OnEvent(s.srv, netpoll.EventRead|netpoll.EventHangup)
+	h.pass()
+	if !done {
+		t.Fatal("Done did not run once the WebSocket and the stream were gone")
 	}
 }
