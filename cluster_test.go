@@ -149,6 +149,12 @@ func TestClusterRecoveryOnAnotherNode(t *testing.T) {
 			t.Fatalf("live %+v, want seq %d", m, want)
 		}
 	}
+	// n1's consumer applies n2's publishes in its own time; what follows needs it at 6 (else
+	// history still holds 1-3, since 0 would be recoverable and 4-6 would arrive live).
+	waitFor(t, "n1 to apply 4-6", func() bool {
+		st, r := apiGet(t, n1, "/api/history?channel=news", "")
+		return st == 200 && r["seq"] == float64(6)
+	})
 	for _, since := range []string{`{"seq":3,"epoch":"STALE"}`, `{"seq":0,"epoch":"` + epoch + `"}`} {
 		d := dialSub(t, n1)
 		d.send(`{"op":"subscribe","channel":"news","since":` + since + `}`)
