@@ -1,7 +1,6 @@
 package wsgate
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
 	_ "embed"
@@ -38,25 +37,8 @@ const dashboardTop = 10
 // key; its requests to /dashboard/stats carry the key the operator types. net/http goroutines.
 func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
 	nonce := rand.Text()
-	var buf bytes.Buffer
-	if err := dashboardPage.Execute(&buf, struct{ Nonce string }{nonce}); err != nil {
-		s.log.Error("dashboard page", "err", err)
-		http.Error(w, "dashboard page failed", http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
 	// Only the nonce'd inline script and style run, and fetch reaches this origin only.
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+nonce+"'; style-src 'nonce-"+
-		nonce+"'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		w.Write(buf.Bytes())
-	}
+	s.servePage(w, r, dashboardPage, struct{ Nonce string }{nonce}, nonce, "script-src 'nonce-"+nonce+"'", "connect-src 'self'")
 }
 
 // DashboardStats is the body of GET /dashboard/stats: the server's counters and gauges at one

@@ -54,10 +54,21 @@ func (s *Server) serveDemo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := demoData{WS: s.demoWSURL(r.Host), Mode: mode, Nonce: rand.Text()}
+	// Only the nonce'd inline module and style run, plus the module it imports from this origin
+	// (/wsgate.js); fetch may reach this origin (the API) and WebSocket URLs (the WS listener is
+	// on another port, hence another origin).
+	s.servePage(w, r, demoPage, d, d.Nonce, "script-src 'nonce-"+d.Nonce+"' 'self'", "connect-src 'self' ws: wss:")
+}
+
+// servePage renders one of the admin listener's self-contained pages (page with data) and
+// writes it with the headers they share: no caching, no sniffing, no referrer, and a
+// Content-Security-Policy that denies everything but the page's nonce'd inline style, the given
+// script and connect sources, and data: images. HEAD gets the headers only. net/http goroutines.
+func (s *Server) servePage(w http.ResponseWriter, r *http.Request, page *template.Template, data any, nonce, scriptSrc, connectSrc string) {
 	var buf bytes.Buffer
-	if err := demoPage.Execute(&buf, d); err != nil {
-		s.log.Error("demo page", "err", err)
-		http.Error(w, "demo page failed", http.StatusInternalServerError)
+	if err := page.Execute(&buf, data); err != nil {
+		s.log.Error("admin page", "page", page.Name(), "err", err)
+		http.Error(w, "page failed", http.StatusInternalServerError)
 		return
 	}
 	h := w.Header()
@@ -66,11 +77,8 @@ func (s *Server) serveDemo(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	// Only the nonce'd inline module and style run, plus the module it imports from this origin
-	// (/wsgate.js); fetch may reach this origin (the API) and WebSocket URLs (the WS listener is
-	// on another port, hence another origin).
-	h.Set("Content-Security-Policy", "default-src 'none'; script-src 'nonce-"+d.Nonce+"' 'self'; style-src 'nonce-"+
-		d.Nonce+"'; connect-src 'self' ws: wss:; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", "default-src 'none'; "+scriptSrc+"; style-src 'nonce-"+nonce+"'; "+connectSrc+
+		"; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(buf.Bytes())

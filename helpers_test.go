@@ -93,29 +93,35 @@ func (r *rawClient) write(b []byte) {
 // readHTTP reads a response head and returns the status and lower-cased headers.
 func (r *rawClient) readHTTP() (int, map[string]string) {
 	r.t.Helper()
-	r.c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	line, err := r.br.ReadString('\n')
+	return readResponseHead(r.t, r.c, r.br)
+}
+
+// readResponseHead reads an HTTP/1.1 response head from br (reading c) and returns the status
+// and the headers with lower-cased names; it fails the test after 20 s without one.
+func readResponseHead(t testing.TB, c net.Conn, br *bufio.Reader) (int, map[string]string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	line, err := br.ReadString('\n')
 	if err != nil {
-		r.t.Fatalf("read status line: %v", err)
+		t.Fatalf("read status line: %v", err)
 	}
 	var status int
 	if _, err := fmt.Sscanf(line, "HTTP/1.1 %d", &status); err != nil {
-		r.t.Fatalf("status line %q", line)
+		t.Fatalf("status line %q", line)
 	}
 	h := map[string]string{}
 	for {
-		l, err := r.br.ReadString('\n')
+		l, err := br.ReadString('\n')
 		if err != nil {
-			r.t.Fatalf("read header: %v", err)
+			t.Fatalf("read header: %v", err)
 		}
 		l = strings.TrimRight(l, "\r\n")
 		if l == "" {
-			break
+			return status, h
 		}
 		k, v, _ := strings.Cut(l, ":")
 		h[strings.ToLower(k)] = strings.TrimSpace(v)
 	}
-	return status, h
 }
 
 // clientFrame encodes a frame as a client would: masked unless unmasked is set.

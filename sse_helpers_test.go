@@ -172,28 +172,7 @@ func sseRequest(target string) string {
 // head reads the response head: status and lower-cased headers.
 func (r *rawSSE) head() (int, map[string]string) {
 	r.t.Helper()
-	r.c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	line, err := r.br.ReadString('\n')
-	if err != nil {
-		r.t.Fatalf("status line: %v", err)
-	}
-	var status int
-	if _, err := fmt.Sscanf(line, "HTTP/1.1 %d", &status); err != nil {
-		r.t.Fatalf("status line %q", line)
-	}
-	h := map[string]string{}
-	for {
-		l, err := r.br.ReadString('\n')
-		if err != nil {
-			r.t.Fatalf("header: %v", err)
-		}
-		l = strings.TrimRight(l, "\r\n")
-		if l == "" {
-			return status, h
-		}
-		k, v, _ := strings.Cut(l, ":")
-		h[strings.ToLower(k)] = strings.TrimSpace(v)
-	}
+	return readResponseHead(r.t, r.c, r.br)
 }
 
 // body reads an error response's body (its Content-Length).

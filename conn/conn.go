@@ -68,7 +68,7 @@ const (
 //	128  lastRecv   8  last frame received (pong-miss deadline)
 //	136  lastData   8  last data frame received (idle deadline)
 //	144  nextPing   8  next ping due
-//	152  tokAt      8  rate limit: when the bucket was last topped up
+//	152  tokAt      8  rate limit: when the bucket was last topped up (a stream: events queued)
 //	160  fd         4
 //	164  closeCode  2
 //	166  flags      2  flag* bits

@@ -29,7 +29,7 @@ func IsUpgrade(head []byte) bool {
 		if colon < 0 {
 			return true // malformed: Upgrade says so
 		}
-		if equalFold(line[:colon], "Upgrade") {
+		if EqualFoldASCII(line[:colon], "Upgrade") {
 			return true
 		}
 	}

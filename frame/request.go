@@ -83,7 +83,7 @@ func (r *Request) Headers(name string, fn func(value []byte) bool) {
 		line := h[:eol]
 		h = h[eol+2:]
 		colon := bytes.IndexByte(line, ':')
-		if colon != len(name) || !equalFold(line[:colon], name) {
+		if colon != len(name) || !EqualFoldASCII(line[:colon], name) {
 			continue
 		}
 		if !fn(trimOWS(line[colon+1:])) {
@@ -92,8 +92,9 @@ func (r *Request) Headers(name string, fn func(value []byte) bool) {
 	}
 }
 
-// equalFold reports whether the ASCII token b equals s ignoring ASCII case, without allocating.
-func equalFold(b []byte, s string) bool {
+// EqualFoldASCII reports whether b equals s ignoring ASCII case (for tokens such as header names
+// and auth schemes), without allocating. Any goroutine.
+func EqualFoldASCII(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}

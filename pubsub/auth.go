@@ -114,27 +114,11 @@ func requestToken(r *frame.Request) string {
 		}
 	}
 	if h, ok := r.Header("Authorization"); ok {
-		if len(h) > 7 && equalFoldASCII(h[:7], "bearer ") {
+		if len(h) > 7 && frame.EqualFoldASCII(h[:7], "bearer ") {
 			return string(bytes.TrimSpace(h[7:]))
 		}
 	}
 	return ""
-}
-
-func equalFoldASCII(b []byte, s string) bool {
-	if len(b) != len(s) {
-		return false
-	}
-	for i := range len(b) {
-		c := b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != s[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // Check is the WebSocket handshake's check (conn.Config.Check; the server installs it): Admit,

@@ -58,7 +58,14 @@ const opText = ws.OpText
 // appendSubscribed appends the reply to a subscribe: {"op":"subscribed","channel":C,"seq":N,
 // "epoch":"E"}, with "recovered" when the client asked for recovery.
 func appendSubscribed(b []byte, channel string, top shard.Position, askedRecovery, recovered bool) []byte {
-	b = append(b, `{"op":"subscribed","channel":"`...)
+	b = append(b, `{"op":"subscribed",`...)
+	return append(appendPosFields(b, channel, top, askedRecovery, recovered), '}')
+}
+
+// appendPosFields appends "channel":"C","seq":N,"epoch":"E" and "recovered" when asked: a
+// channel's position, as the subscribe reply and the SSE subscribed event carry it.
+func appendPosFields(b []byte, channel string, top shard.Position, askedRecovery, recovered bool) []byte {
+	b = append(b, `"channel":"`...)
 	b = append(b, channel...)
 	b = append(b, `","seq":`...)
 	b = strconv.AppendUint(b, top.Seq, 10)
@@ -69,7 +76,7 @@ func appendSubscribed(b []byte, channel string, top shard.Position, askedRecover
 		b = append(b, `,"recovered":`...)
 		b = strconv.AppendBool(b, recovered)
 	}
-	return append(b, '}')
+	return b
 }
 
 const hexDigits = "0123456789abcdef"

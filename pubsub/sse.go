@@ -403,18 +403,7 @@ func (p *PubSub) appendStreamHead(b []byte, chunked bool, origin []byte, hasOrig
 
 // appendChannelPos appends {"channel":C,"seq":N,"epoch":"E"} with "recovered" when asked.
 func appendChannelPos(b []byte, channel string, top shard.Position, askedRecovery, recovered bool) []byte {
-	b = append(b, `{"channel":"`...)
-	b = append(b, channel...)
-	b = append(b, `","seq":`...)
-	b = strconv.AppendUint(b, top.Seq, 10)
-	b = append(b, `,"epoch":"`...)
-	b = append(b, top.Epoch...)
-	b = append(b, '"')
-	if askedRecovery {
-		b = append(b, `,"recovered":`...)
-		b = strconv.AppendBool(b, recovered)
-	}
-	return append(b, '}')
+	return append(appendPosFields(append(b, '{'), channel, top, askedRecovery, recovered), '}')
 }
 
 // chunkRoom is the room beginEvent leaves for a chunk-size line (16 hex digits and CRLF).
