@@ -159,6 +159,7 @@ func (s *Server) registerLoopMetrics() {
 		u("wsgate_loop_passes_total", st.Passes.Load)
 		u("wsgate_loop_events_total", st.Events.Load)
 		u("wsgate_loop_tasks_total", st.Tasks.Load)
+		u("wsgate_loop_task_yields_total", st.TaskYields.Load)
 		m.NewGauge("wsgate_loop_busy_seconds_total{"+lb+"}", func() float64 { return float64(st.BusyNanos.Load()) / 1e9 })
 		m.NewGauge("wsgate_loop_busy_ratio{"+lb+"}", l.BusyRatio)
 		m.NewGauge("wsgate_loop_pending_tasks{"+lb+"}", func() float64 { return float64(l.PendingTasks()) })

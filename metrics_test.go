@@ -184,6 +184,7 @@ func TestMetricsPerLoop(t *testing.T) {
 		st.Passes.Store(uint64(100 + k))
 		st.Events.Store(uint64(200 + k))
 		st.Tasks.Store(uint64(300 + k))
+		st.TaskYields.Store(uint64(40 + k))
 		st.BusyNanos.Store(uint64(k+1) * 1_500_000_000)
 		st.PassBuckets[0].Store(uint64(1 + k))                             // <= 10 µs
 		st.PassBuckets[5].Store(2)                                         // <= 1 ms
@@ -207,6 +208,7 @@ func TestMetricsPerLoop(t *testing.T) {
 			"wsgate_loop_passes_total{" + lb + "}":                      float64(100 + k),
 			"wsgate_loop_events_total{" + lb + "}":                      float64(200 + k),
 			"wsgate_loop_tasks_total{" + lb + "}":                       float64(300 + k),
+			"wsgate_loop_task_yields_total{" + lb + "}":                 float64(40 + k),
 			"wsgate_loop_busy_seconds_total{" + lb + "}":                1.5 * float64(k+1),
 			"wsgate_loop_pending_tasks{" + lb + "}":                     float64(3 * k),
 			`wsgate_loop_connections{` + lb + `,transport="websocket"}`: float64(10 * (k + 1)),

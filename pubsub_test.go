@@ -191,6 +191,63 @@ func TestPubSubDeliveryAcrossLoops(t *testing.T) {
 	}
 }
 
+// TestPubSubPublishAnswersBeforeTheFlush: a loop that has queued an HTTP publish's fan-out
+// passes through the Go scheduler before it writes the fan-out (the publish's goroutine, readied
+// on the loop's P, answers first instead of waiting for the writes), once per delivery task of
+// a waiting publish on every loop that delivered, and not for a publish that waits for nobody
+// (a client's publish over its WebSocket).
+func TestPubSubPublishAnswersBeforeTheFlush(t *testing.T) {
+	s := pubsubServer(t, Config{Loops: 2}, pubsub.Config{ClientPublish: true})
+	var subs []*sub
+	for range 6 {
+		c := dialSub(t, s)
+		c.subscribe("news")
+		subs = append(subs, c)
+	}
+	yields := func() (n uint64) {
+		for _, l := range s.loops {
+			n += l.Stats.TaskYields.Load()
+		}
+		return n
+	}
+	loopsWithSubs := 0
+	for _, e := range s.engines {
+		if e.Connections() > 0 {
+			loopsWithSubs++
+		}
+	}
+	before := yields()
+	for i := 1; i <= 3; i++ {
+		st, rep := apiPost(t, s, "/api/publish", "", "", `{"channel":"news","data":1}`)
+		if st != 200 || rep["delivered"] != float64(6) {
+			t.Fatalf("publish %d: %d %v", i, st, rep)
+		}
+		// Delivered counts are summed after every loop's task ran, so the yields are counted.
+		if got, want := yields()-before, uint64(i*loopsWithSubs); got != want {
+			t.Fatalf("after %d publishes to subscribers on %d loops: %d task yields, want %d", i, loopsWithSubs, got, want)
+		}
+		for _, c := range subs {
+			if m := c.read(); m.Seq != uint64(i) {
+				t.Fatalf("got %+v, want seq %d", m, i)
+			}
+		}
+	}
+	before = yields()
+	subs[0].send(`{"op":"publish","channel":"news","data":2}`)
+	for i, c := range subs {
+		m := c.read()
+		if i == 0 && m.Op == "published" { // the publisher's answer may come before its message
+			m = c.read()
+		}
+		if m.Op != "message" || m.Seq != 4 {
+			t.Fatalf("got %+v, want the client's publish as seq 4", m)
+		}
+	}
+	if got := yields() - before; got != 0 {
+		t.Fatalf("a publish nobody waits for made the loops yield %d times", got)
+	}
+}
+
 // TestPubSubOrderUnderConcurrentPublishes: concurrent publishers on one channel; every subscriber
 // sees seq 1..N contiguous and in order, and each publisher's messages in its own order.
 func TestPubSubOrderUnderConcurrentPublishes(t *testing.T) {

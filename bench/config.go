@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Scenario names, as used for subcommands and in results.
@@ -24,11 +26,30 @@ const (
 // Scenarios lists the scenarios in display order.
 var Scenarios = []string{ScenarioConnect, ScenarioEcho, ScenarioPubSub, ScenarioSSE, ScenarioChurn}
 
-// MaxConnsPerWorker is the most sockets one worker process opens. The
-// per-process open-files limit on the hosts this runs on is 20000 and cannot
-// be raised, so "-procs auto" splits a run into ceil(conns/15000) processes,
-// leaving headroom for epoll, eventfd, pipes and the runtime.
+// MaxConnsPerWorker is how many sockets "-procs auto" puts in one worker
+// process: the per-process open-files limit on the hosts this runs on is
+// 20000 and cannot be raised, so auto splits a run into ceil(conns/15000)
+// processes, leaving headroom for epoll, eventfd, pipes and the runtime. An
+// explicit -procs N may fill a worker up to workerCap (the open-files limit
+// less workerFileReserve): fewer processes for a very large run, each of which
+// costs a Go runtime and a loop per CPU.
 const MaxConnsPerWorker = 15000
+
+// workerFileReserve is the descriptors a worker keeps for everything but its
+// connections (epoll, eventfds, the coordinator's pipes, the runtime).
+const workerFileReserve = 512
+
+// workerCap is the most connections an explicit -procs may put in one worker:
+// this process's open-files limit (which the workers inherit; Go raises the
+// soft limit to the hard one at start-up) less workerFileReserve, and never
+// under MaxConnsPerWorker.
+func workerCap() int {
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil || rl.Cur < workerFileReserve+MaxConnsPerWorker {
+		return MaxConnsPerWorker
+	}
+	return int(min(rl.Cur-workerFileReserve, 1<<30))
+}
 
 // Config is one run's parameters. Every field comes from a command-line
 // flag; the coordinator hands the whole Config to each worker as JSON. It
@@ -269,8 +290,8 @@ func (c *Config) procCount() (int, error) {
 	if n > c.Conns {
 		n = c.Conns
 	}
-	if per := (c.Conns + n - 1) / n; per > MaxConnsPerWorker {
-		return 0, fmt.Errorf("-procs %d puts %d connections in one process, over the %d per-process cap (open-files limit); use -procs auto", n, per, MaxConnsPerWorker)
+	if per, most := (c.Conns+n-1)/n, workerCap(); per > most {
+		return 0, fmt.Errorf("-procs %d puts %d connections in one process, over the %d per-process cap (open-files limit less %d); use -procs auto or more processes", n, per, most, workerFileReserve)
 	}
 	return n, nil
 }

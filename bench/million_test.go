@@ -75,6 +75,11 @@ func TestMillionScriptRefuses(t *testing.T) {
 			want: []string{"refusing to run", "open-files limit"},
 		},
 		{
+			name: "open files per driver",
+			env:  []string{"CONNS=1000", "PER_DRIVER=100000000"},
+			want: []string{"refusing to run", "in one wsbench worker under the open-files limit"},
+		},
+		{
 			name: "not loopback",
 			env:  []string{"CONNS=1000", "SRC=10.0.0.1-10.0.0.9"},
 			want: []string{"refusing to run", "loopback"},

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"golang.org/x/sys/unix"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -197,7 +198,7 @@ func TestConfigValidate(t *testing.T) {
 		func(c *Config) { c.Conns = 0 },
 		func(c *Config) { c.Size = 0 },
 		func(c *Config) { c.Procs = "zero" },
-		func(c *Config) { c.Procs = "1"; c.Conns = 20000 },
+		func(c *Config) { c.Procs = "1"; c.Conns = workerCap() + 1 },
 		func(c *Config) { c.Src = "1.2.3.4-1.2.3.1" },
 		func(c *Config) { c.Scenario = ScenarioPubSub; c.PublishURL = "ftp://x" },
 		func(c *Config) { c.Scenario = ScenarioPubSub; c.Channels = 0 },
@@ -218,6 +219,22 @@ func TestConfigValidate(t *testing.T) {
 	c.Procs = "8"
 	if n, err := c.procCount(); err != nil || n != 8 {
 		t.Errorf("procs 8 = %d %v", n, err)
+	}
+	// An explicit -procs may fill a worker up to the open-files limit less the reserve.
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	if most := workerCap(); most < MaxConnsPerWorker || (rl.Cur >= workerFileReserve+MaxConnsPerWorker && uint64(most) != rl.Cur-workerFileReserve) {
+		t.Fatalf("workerCap() = %d with an open-files limit of %d", most, rl.Cur)
+	}
+	c.Procs, c.Conns = "3", 3*workerCap()
+	if n, err := c.procCount(); err != nil || n != 3 {
+		t.Errorf("procs 3 for %d connections = %d %v", c.Conns, n, err)
+	}
+	c.Conns++
+	if _, err := c.procCount(); err == nil {
+		t.Errorf("procs 3 accepted %d connections, over the cap of %d per worker", c.Conns, workerCap())
 	}
 }
 

@@ -66,6 +66,7 @@ type LoopStats struct {
 	Passes       atomic.Uint64
 	Wakeups      atomic.Uint64 // eventfd wake-ups consumed
 	Tasks        atomic.Uint64
+	TaskYields   atomic.Uint64 // passes through the Go scheduler asked for by tasks (YieldAfterTasks)
 	StaleEvents  atomic.Uint64 // events dropped because their generation was outdated
 	Events       atomic.Uint64 // readiness events handled: epoll's batch plus requeued reads
 	BusyNanos    atomic.Uint64 // time spent in passes, not waiting in epoll_wait (loop clock, ns)
@@ -160,6 +161,7 @@ type Loop struct {
 	winStart     int64             // start of the busy-ratio window being measured
 	winBusy      int64             // busy at winStart
 	lastYield    int64             // loop clock when the loop last went through the Go scheduler
+	yieldAsked   bool              // a task called YieldAfterTasks during this pass
 	yield        func()            // runtime.Gosched; tests count the calls
 }
 
@@ -170,6 +172,16 @@ type Loop struct {
 // pass ends with thread hand-offs, futex wake-ups and preemption signals. A loop that yields
 // before blocking at least this often keeps its P across epoll_wait while other Ps are idle.
 const yieldEvery = 5 * time.Millisecond
+
+// YieldAfterTasks asks the loop to pass through the Go scheduler once the tasks of this pass
+// have run, before its timers and the handler's flush. A task calls it when it has just released
+// a goroutine that waits for it (an HTTP publish waiting for its fan-out to be queued): that
+// goroutine was readied on this loop's P, and with every other CPU busy (or the process pinned to
+// one) it would otherwise wait for the whole flush, milliseconds for a fan-out to a thousand
+// sockets, before it can answer. The pass through the scheduler costs a P hand-off and back (tens
+// of µs), once per pass however many tasks ask. Loop goroutine only (from a task or a handler
+// callback).
+func (l *Loop) YieldAfterTasks() { l.yieldAsked = true }
 
 // NewLoop creates the epoll instance and eventfd. The caller must Run the loop (which frees
 // them when it returns) or call Stop and Run.
@@ -420,6 +432,12 @@ func (l *Loop) pass() error {
 	if k := l.tq.run(); k > 0 {
 		work = true
 		l.Stats.Tasks.Add(uint64(k))
+	}
+	if l.yieldAsked {
+		l.yieldAsked = false
+		l.lastYield = l.now()
+		l.Stats.TaskYields.Add(1)
+		l.yield()
 	}
 	now := l.now()
 	if l.wheel.Advance(now) > 0 {

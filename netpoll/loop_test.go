@@ -2,6 +2,7 @@ package netpoll
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -485,4 +486,63 @@ func TestTableSizeFollowsTheFileLimit(t *testing.T) {
 		t.Fatalf("descriptor %d past the table not registered (table %d long)", high, len(l.gens))
 	}
 	l.Close(high)
+}
+
+// passOrder records the order of a pass's steps for TestLoopYieldsAfterAskingTasks.
+type passOrder struct {
+	recorder
+	steps *[]string
+}
+
+func (p *passOrder) OnPass(int64) { *p.steps = append(*p.steps, "flush") }
+
+// TestLoopYieldsAfterAskingTasks: tasks that release a waiting goroutine ask the loop to pass
+// through the Go scheduler; it does so once, after the tasks and before the handler's flush
+// (the waiter answers before the fan-out's writes), and a pass whose tasks did not ask does not.
+func TestLoopYieldsAfterAskingTasks(t *testing.T) {
+	var clock atomic.Int64
+	clock.Store(int64(time.Hour))
+	l, err := NewLoop(LoopConfig{ListenFD: -1, Now: clock.Load})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		l.Stop()
+		l.Run(&recorder{l: l})
+	}()
+	var steps []string
+	l.lastYield = clock.Load() // no yield before blocking in this test's passes
+	l.yield = func() { steps = append(steps, "yield") }
+	l.h = &passOrder{recorder: recorder{l: l}, steps: &steps}
+	task := func(ask bool) func() {
+		return func() {
+			steps = append(steps, "task")
+			if ask {
+				l.YieldAfterTasks()
+			}
+		}
+	}
+	l.Post(task(true))
+	l.Post(task(false))
+	l.Post(task(true))
+	if err := l.pass(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(steps, " "), "task task task yield flush"; got != want {
+		t.Fatalf("pass steps %q, want %q", got, want)
+	}
+	if n := l.Stats.TaskYields.Load(); n != 1 {
+		t.Fatalf("TaskYields = %d, want 1", n)
+	}
+	steps = steps[:0]
+	l.Post(task(false))
+	if err := l.pass(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(steps, " "), "task flush"; got != want {
+		t.Fatalf("pass steps %q, want %q", got, want)
+	}
+	if n := l.Stats.TaskYields.Load(); n != 1 {
+		t.Fatalf("TaskYields = %d after a pass that did not ask, want 1", n)
+	}
 }

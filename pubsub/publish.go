@@ -99,7 +99,7 @@ func (p *PubSub) postDeliver(loop int, channel string, seq uint64, f, z []byte, 
 	if len(z) == 0 {
 		z = nil
 	}
-	if !e.Post(func() { p.deliver(subs, channel, seq, f, z, ev, done) }) && done != nil {
+	if !e.Post(func() { p.deliver(e, subs, channel, seq, f, z, ev, done) }) && done != nil {
 		done.wg.Done() // the loop has stopped
 	}
 }
@@ -119,9 +119,11 @@ func (p *PubSub) encodeEventFor(channel, epoch string, seq uint64, f []byte) *ss
 	return encodeEvent(channel, epoch, seq, framePayload(f))
 }
 
-// deliver runs on a loop: queue the shared frame (or its compressed twin z; ev on streams) on
-// the loop's subscribers.
-func (p *PubSub) deliver(subs *shard.Subscribers, channel string, seq uint64, f, z []byte, ev *sseEvent, done *fanoutWait) {
+// deliver runs on e's loop: queue the shared frame (or its compressed twin z; ev on streams) on
+// the loop's subscribers. A publish waiting for it (done) is released before the loop writes
+// anything, and the loop lets it run before its flush (netpoll.Loop.YieldAfterTasks), so the
+// HTTP answer does not wait for the fan-out's writes.
+func (p *PubSub) deliver(e *conn.Engine, subs *shard.Subscribers, channel string, seq uint64, f, z []byte, ev *sseEvent, done *fanoutWait) {
 	start := time.Now()
 	var arg any
 	if ev != nil {
@@ -133,6 +135,7 @@ func (p *PubSub) deliver(subs *shard.Subscribers, channel string, seq uint64, f,
 	if done != nil {
 		done.n.Add(int64(n))
 		done.wg.Done()
+		e.Loop().YieldAfterTasks()
 	}
 }
 

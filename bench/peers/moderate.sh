@@ -8,7 +8,8 @@
 #   fanout   SUBS subscribers of one channel, PUB_RATE publishes/s (wsbench pubsub): server CPU
 #            per delivery, publish-to-delivery latency; wsgate is published to through its HTTP
 #            API (-publish-url, so the publish call's own latency is measured too), the peers
-#            through their WebSocket publish op (they have no HTTP API).
+#            through their WebSocket publish op (they have no HTTP API). For wsgate the table also
+#            gives the HTTP publish's server-side latency from wsgate_api_publish_seconds.
 #   connect  CONNECT_CONNS connections opened at CONNECT_RATE (0: as fast as the driver can) and
 #            held for 5 s (wsbench connect, 2 worker processes): server CPU per connection
 #            (accept, handshake, the idle hold) and the connect rate.
@@ -141,6 +142,27 @@ stop() {
 	SERVER_PID=
 }
 
+# apipub prints the server-side HTTP publish latency of the wsgate on $ADMIN from its
+# wsgate_api_publish_seconds histogram (cumulative "le" buckets): the bound of the first bucket
+# holding the median, in µs, and the share of publishes answered within 1 ms, in percent.
+apipub() {
+	curl -s --max-time 5 "http://$HOST:$ADMIN/metrics" | awk '
+	/^wsgate_api_publish_seconds_bucket\{le="/ {
+		if (!match($0, /le="[^"]*"/)) next
+		le = substr($0, RSTART + 4, RLENGTH - 5)
+		n++; bound[n] = (le == "+Inf" ? -1 : le + 0); cum[n] = $NF + 0
+	}
+	/^wsgate_api_publish_seconds_count / { total = $NF + 0 }
+	END {
+		if (total == 0) { print "- -"; exit }
+		for (i = 1; i <= n; i++) {
+			if (bound[i] >= 0 && bound[i] <= 0.001) u = cum[i]
+			if (p == "" && cum[i] >= total / 2) p = (bound[i] < 0 ? "inf" : sprintf("%.0f", bound[i] * 1e6))
+		}
+		printf "%s %.0f\n", p, 100 * u / total
+	}'
+}
+
 # kv LINE KEY prints KEY's value in a wsbench summary line ("" when absent).
 kv() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 
@@ -167,21 +189,23 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			fi
 			log "$tag: nice -n $NICE taskset -c $DRIVER_CPU ${drv[*]#"$BIN/"}"
 			line=$(nice -n "$NICE" taskset -c "$DRIVER_CPU" "${drv[@]}" 2>"$BIN/logs/$tag.wsbench.log" | tail -n 1) || die "$tag: wsbench failed: $(tail -n 5 "$BIN/logs/$tag.wsbench.log")"
+			api="- -"
+			[[ $sc == fanout && $name == wsgate* ]] && api=$(apipub)
 			stop
 			tp=$(kv "$line" throughput) lat=$(kv "$line" p50_us)
 			[[ $sc == connect ]] && tp=$(kv "$line" connect_rate) lat=$(kv "$line" handshake_p50_us)
-			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$name" "$round" "$tp" \
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$name" "$round" "$tp" \
 				"$(kv "$line" cpu_us_per_op)" "$lat" "$(kv "$line" publish_call_p50_us)" \
-				"$(kv "$line" lost)" >>"$ROWS"
-			log "$tag: $line"
+				"$(kv "$line" lost)" "${api% *}" "${api#* }" >>"$ROWS"
+			log "$tag: $line (server-side publish p50 <= ${api% *} µs, ${api#* }% within 1 ms)"
 		done
 	done
 done
 
 # The table: every round, then the median of the rounds, per scenario and server.
 {
-	echo "| scenario | server | rounds: server CPU µs per op | median CPU µs/op | median throughput (connect: connections/s) | median p50 latency µs (connect: handshake) | median publish call p50 µs | lost |"
-	echo "|---|---|---|---:|---:|---:|---:|---:|"
+	echo "| scenario | server | rounds: server CPU µs per op | median CPU µs/op | median throughput (connect: connections/s) | median p50 latency µs (connect: handshake) | median publish call p50 µs | server-side publish p50 µs (bucket bound), rounds | publishes within 1 ms, rounds | lost |"
+	echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
 	for sc in $SCENARIOS; do
 		for name in "${names[@]}"; do
 			awk -F'\t' -v sc="$sc" -v name="$name" '
@@ -192,11 +216,13 @@ done
 			$1 == sc && $2 == name {
 				m++; cpu[m] = $5; tp[m] = $4; lat[m] = $6; call[m] = ($7 == "" ? 0 : $7); lost += $8
 				list = list (list == "" ? "" : " / ") $5
+				sp = sp (sp == "" ? "" : " / ") $9; su = su (su == "" ? "" : " / ") $10 "%"
 			}
 			END {
 				if (m == 0) exit
 				c = (sc == "fanout" && name ~ /^wsgate/) ? sprintf("%.0f", median(call, m)) : "-"
-				printf "| %s | %s | %s | %.2f | %.0f | %.0f | %s | %d |\n", sc, name, list, median(cpu, m), median(tp, m), median(lat, m), c, lost
+				if (c == "-") { sp = "-"; su = "-" }
+				printf "| %s | %s | %s | %.2f | %.0f | %.0f | %s | %s | %s | %d |\n", sc, name, list, median(cpu, m), median(tp, m), median(lat, m), c, sp, su, lost
 			}' "$ROWS"
 		done
 	done

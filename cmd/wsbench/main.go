@@ -185,7 +185,7 @@ func scenarioFlags(name string, cfg *bench.Config, stderr io.Writer) (fs *flag.F
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.URL, "url", cfg.URL, "server `URL` (ws:// only)")
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "number of connections over all workers")
-	fs.StringVar(&cfg.Procs, "procs", cfg.Procs, "worker processes: auto (ceil(conns/15000)) or N")
+	fs.StringVar(&cfg.Procs, "procs", cfg.Procs, "worker processes: auto (ceil(conns/15000)) or N (each at most the open-files limit less 512 connections)")
 	fs.StringVar(&cfg.Src, "src", cfg.Src, "source address `range` to spread sockets over, e.g. 127.0.0.2-127.0.0.250")
 	fs.StringVar(&cfg.JSON, "json", "", "write the full result to `FILE`")
 	fs.StringVar(&cfg.Label, "label", cfg.Label, "name of the server under test, recorded in the result")
