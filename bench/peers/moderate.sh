@@ -13,7 +13,8 @@
 #   connect  CONNECT_CONNS connections opened at CONNECT_RATE (0: as fast as the driver can) and
 #            held for 5 s (wsbench connect, 2 worker processes): server CPU per connection
 #            (accept, handshake, the idle hold) and the connect rate.
-# The order of servers rotates each round; the table gives every round and the median.
+# The order of servers rotates each round; the table gives every round and the median, and each
+# server's share of its CPU spent in the kernel (/proc/PID/stat stime over utime + stime).
 #
 # Environment (defaults in brackets):
 #   SERVERS ["wsgate gnet"]  any of wsgate gorilla gws nbio gnet, and wsgate-base when
@@ -163,6 +164,13 @@ apipub() {
 	}'
 }
 
+# sysshare prints the share of the server's CPU spent in the kernel (stime over utime + stime
+# from /proc/PID/stat, the whole life of the process: start-up and the connections' set-up are
+# a small part of a run), in percent: what is left to win in a server's own code is the rest.
+sysshare() {
+	awk '{ sub(/^.*\) /, ""); u = $12; s = $13; if (u + s > 0) printf "%.0f\n", 100 * s / (u + s); else print "-" }' "/proc/$SERVER_PID/stat" 2>/dev/null || echo -
+}
+
 # kv LINE KEY prints KEY's value in a wsbench summary line ("" when absent).
 kv() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 
@@ -191,21 +199,22 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			line=$(nice -n "$NICE" taskset -c "$DRIVER_CPU" "${drv[@]}" 2>"$BIN/logs/$tag.wsbench.log" | tail -n 1) || die "$tag: wsbench failed: $(tail -n 5 "$BIN/logs/$tag.wsbench.log")"
 			api="- -"
 			[[ $sc == fanout && $name == wsgate* ]] && api=$(apipub)
+			sys=$(sysshare)
 			stop
 			tp=$(kv "$line" throughput) lat=$(kv "$line" p50_us)
 			[[ $sc == connect ]] && tp=$(kv "$line" connect_rate) lat=$(kv "$line" handshake_p50_us)
-			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$name" "$round" "$tp" \
+			printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$sc" "$name" "$round" "$tp" \
 				"$(kv "$line" cpu_us_per_op)" "$lat" "$(kv "$line" publish_call_p50_us)" \
-				"$(kv "$line" lost)" "${api% *}" "${api#* }" >>"$ROWS"
-			log "$tag: $line (server-side publish p50 <= ${api% *} µs, ${api#* }% within 1 ms)"
+				"$(kv "$line" lost)" "${api% *}" "${api#* }" "$sys" >>"$ROWS"
+			log "$tag: $line (server-side publish p50 <= ${api% *} µs, ${api#* }% within 1 ms; server CPU in the kernel ${sys}%)"
 		done
 	done
 done
 
 # The table: every round, then the median of the rounds, per scenario and server.
 {
-	echo "| scenario | server | rounds: server CPU µs per op | median CPU µs/op | median throughput (connect: connections/s) | median p50 latency µs (connect: handshake) | median publish call p50 µs | server-side publish p50 µs (bucket bound), rounds | publishes within 1 ms, rounds | lost |"
-	echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
+	echo "| scenario | server | rounds: server CPU µs per op | median CPU µs/op | median throughput (connect: connections/s) | median p50 latency µs (connect: handshake) | median publish call p50 µs | server-side publish p50 µs (bucket bound), rounds | publishes within 1 ms, rounds | server CPU in the kernel, rounds | lost |"
+	echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 	for sc in $SCENARIOS; do
 		for name in "${names[@]}"; do
 			awk -F'\t' -v sc="$sc" -v name="$name" '
@@ -216,13 +225,13 @@ done
 			$1 == sc && $2 == name {
 				m++; cpu[m] = $5; tp[m] = $4; lat[m] = $6; call[m] = ($7 == "" ? 0 : $7); lost += $8
 				list = list (list == "" ? "" : " / ") $5
-				sp = sp (sp == "" ? "" : " / ") $9; su = su (su == "" ? "" : " / ") $10 "%"
+				sp = sp (sp == "" ? "" : " / ") $9; su = su (su == "" ? "" : " / ") $10 "%"; ks = ks (ks == "" ? "" : " / ") $11 "%"
 			}
 			END {
 				if (m == 0) exit
 				c = (sc == "fanout" && name ~ /^wsgate/) ? sprintf("%.0f", median(call, m)) : "-"
 				if (c == "-") { sp = "-"; su = "-" }
-				printf "| %s | %s | %s | %.2f | %.0f | %.0f | %s | %s | %s | %d |\n", sc, name, list, median(cpu, m), median(tp, m), median(lat, m), c, sp, su, lost
+				printf "| %s | %s | %s | %.2f | %.0f | %.0f | %s | %s | %s | %s | %d |\n", sc, name, list, median(cpu, m), median(tp, m), median(lat, m), c, sp, su, ks, lost
 			}' "$ROWS"
 		done
 	done
