@@ -108,6 +108,9 @@ func refusedStatus(t testing.TB, s *Server, target, extra string) (int, string) 
 	n, _ := strconv.Atoi(h["content-length"])
 	body := make([]byte, n)
 	io.ReadFull(r.br, body)
+	if status == 401 && h["www-authenticate"] != `Bearer realm="wsgate"` {
+		t.Fatalf("401 without the Bearer challenge: WWW-Authenticate %q", h["www-authenticate"])
+	}
 	return status, string(body)
 }
 

@@ -28,6 +28,9 @@ func TestSSEAuth(t *testing.T) {
 		if body := c.body(h); status != 401 || !strings.Contains(body, tc.body) {
 			t.Fatalf("%q: %d %q, want 401 (%s)", tc.req, status, body, tc.body)
 		}
+		if got := h["www-authenticate"]; got != `Bearer realm="wsgate"` {
+			t.Fatalf("%q: 401 with WWW-Authenticate %q, want the Bearer challenge", tc.req, got)
+		}
 	}
 	c := dialSSE(t, s, sseRequest("/sse?channel=news&channel=secret&token="+tok))
 	status, h := c.head()

@@ -104,7 +104,9 @@ func HeaderEnd(p []byte) int {
 // extraHeaders is zero or more header lines, each ending in "\r\n" (a missing
 // final "\r\n" is added). The connection is to be closed after the response
 // is written. status must be in 400..599, else AppendHTTPError panics (a bug
-// in the caller).
+// in the caller). A 401 carries the challenge RFC 9110 (section 11.6.1)
+// requires, "WWW-Authenticate: Bearer realm=\"wsgate\"" (the credential is a
+// bearer token, RFC 6750), unless extraHeaders has its own.
 func AppendHTTPError(dst []byte, status int, extraHeaders string, body string) []byte {
 	if status < 400 || status > 599 {
 		panic("BUG: frame: AppendHTTPError with status " + strconv.Itoa(status))
@@ -116,6 +118,9 @@ func AppendHTTPError(dst []byte, status int, extraHeaders string, body string) [
 	dst = append(dst, "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: "...)
 	dst = strconv.AppendInt(dst, int64(len(body)), 10)
 	dst = append(dst, "\r\nConnection: close\r\n"...)
+	if status == http.StatusUnauthorized && !strings.Contains(strings.ToLower(extraHeaders), "www-authenticate:") {
+		dst = append(dst, "WWW-Authenticate: Bearer realm=\"wsgate\"\r\n"...)
+	}
 	if extraHeaders != "" {
 		dst = append(dst, extraHeaders...)
 		if !strings.HasSuffix(extraHeaders, "\r\n") {

@@ -475,6 +475,20 @@ func TestAppendHTTPError(t *testing.T) {
 			)
 		}
 	}
+	// A 401 carries a challenge (RFC 9110 section 11.6.1), once, the caller's own if it gave one.
+	out = AppendHTTPError(nil, 401, "", "no token\n")
+	if resp, body := parseResponse(t, out); resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != `Bearer realm="wsgate"` || body != "no token\n" {
+		t.Fatalf("401:\n%q", out)
+	}
+	out = AppendHTTPError(nil, 401, "www-authenticate: Bearer error=\"invalid_token\"\r\n", "")
+	if resp, _ := parseResponse(t, out); len(resp.Header.Values("WWW-Authenticate")) != 1 || resp.Header.Get("WWW-Authenticate") != `Bearer error="invalid_token"` {
+		t.Fatalf("401 with its own challenge:\n%q", out)
+	}
+	for _, status := range []int{400, 403, 503} {
+		if resp, _ := parseResponse(t, AppendHTTPError(nil, status, "", "")); resp.Header.Get("WWW-Authenticate") != "" {
+			t.Fatalf("%d carries a challenge", status)
+		}
+	}
 	out = AppendHTTPError(nil, 599, "", "")
 	if resp, body := parseResponse(t, out); resp.StatusCode != 599 || body != "" {
 		t.Fatalf("unknown status:\n%q", out)
