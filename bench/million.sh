@@ -47,6 +47,8 @@
 #   OUT [bench/out/million-<time>]  where the results go
 #   STRICT [0]             1: exit 3 when a target (all held, no unexpected close, ratio 1.0,
 #                          no seq gap) is missed
+#   PING_CPU_US [140] FANOUT_CPU_US [25]  CPU of both ends per ping and per delivery for the
+#                          start-up warning when the run is likely to need more CPUs than the host has
 #   Host-check estimates: KERNEL_KB_PER_CONN [10] (socket memory of a loopback pair),
 #   RSS_KB_PER_CONN [1] (wsgate), DRIVER_KB_PER_CONN [1] (wsbench), NODE_BASE_MB [14],
 #   DRIVER_BASE_MB [16], HEADROOM_MB [1024], TCP_PAGES_PER_CONN [1] (tcp_mem high mark)
@@ -131,6 +133,21 @@ SRC_N=$((BASH_REMATCH[2] - BASH_REMATCH[1] + 1))
 NODES=$(((CONNS + PER_NODE - 1) / PER_NODE))
 DRIVERS=$(((CONNS + PER_DRIVER - 1) / PER_DRIVER))
 NCPU=$(nproc)
+
+# CPU budget, a warning and not a refusal (a host may be faster than the one measured): both ends
+# of every connection run here, and on a 2-CPU test host (docs/benchmarks.md §13, runs G and H)
+# wsgate and wsbench together spent about PING_CPU_US of CPU per ping and FANOUT_CPU_US per
+# delivery above that, the kernel's floor included.
+PING_CPU_US=${PING_CPU_US:-140}
+FANOUT_CPU_US=${FANOUT_CPU_US:-25}
+for v in PING_CPU_US FANOUT_CPU_US; do
+	isnum "${!v}" || refuse "$v must be a whole number of µs (got '${!v}')"
+done
+BUDGET_MILLI=$((CONNS * FANOUT_CPU_US / PUBLISH_EVERY / 1000))
+((PING_S > 0)) && BUDGET_MILLI=$((BUDGET_MILLI + CONNS * PING_CPU_US / PING_S / 1000))
+if ((BUDGET_MILLI > NCPU * 1000 * 8 / 10)); then
+		say "warning: pings every ${PING_S}s to $CONNS connections and a publish to all of them every ${PUBLISH_EVERY}s need about $((BUDGET_MILLI / 1000)).$((BUDGET_MILLI % 1000 / 100)) CPUs for both ends (at ${PING_CPU_US} µs per ping and ${FANOUT_CPU_US} µs per delivery, measured on a 2-CPU host), and this host has $NCPU: expect missed pongs and a growing fan-out backlog; longer PING_INTERVAL and PUBLISH_EVERY, or fewer CONNS, fit (the 2-CPU host held 1,000,000 with PING_INTERVAL=120s PUBLISH_EVERY=60)"
+fi
 
 # ------------------------------------------------------------------ host check
 for tool in curl jq awk pgrep; do

@@ -75,6 +75,18 @@ func TestMillionScriptRefuses(t *testing.T) {
 			want: []string{"refusing to run", "open-files limit"},
 		},
 		{
+			// The CPU budget is a warning printed before the run starts (here it then stops at
+			// the missing nats-server).
+			name: "cpu warning",
+			env:  []string{"CONNS=1000", "PING_CPU_US=100000000", "NATS_SERVER=/nonexistent/nats-server"},
+			want: []string{"warning: pings every 25s to 1000 connections", "CPUs for both ends", "refusing to run", "nats-server not found"},
+		},
+		{
+			name: "bad cpu estimate",
+			env:  []string{"CONNS=1000", "FANOUT_CPU_US=lots"},
+			want: []string{"refusing to run", "FANOUT_CPU_US must be a whole number"},
+		},
+		{
 			name: "open files per driver",
 			env:  []string{"CONNS=1000", "PER_DRIVER=100000000"},
 			want: []string{"refusing to run", "in one wsbench worker under the open-files limit"},
