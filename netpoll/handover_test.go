@@ -1,7 +1,6 @@
 package netpoll
 
 import (
-	"net"
 	"testing"
 	"time"
 
@@ -46,19 +45,7 @@ func TestStopAcceptingLeavesQueueToSuccessor(t *testing.T) {
 	}
 	// Clients connect while nobody accepts: they wait in the queue.
 	const clients = 20
-	var conns []net.Conn
-	for i := 0; i < clients; i++ {
-		c, err := net.Dial("tcp", addr.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	dialQueued(t, addr, clients)
 	closed := make(chan struct{})
 	old.Post(func() { old.CloseListener(); close(closed) })
 	<-closed

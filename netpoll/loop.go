@@ -362,7 +362,8 @@ func (l *Loop) Run(h Handler) error {
 	return nil
 }
 
-// pass is one iteration: wait, dispatch events, run tasks, fire timers, let the handler flush.
+// pass is one iteration: wait, dispatch events, run tasks (then yield if one asked to,
+// YieldAfterTasks), fire timers, let the handler flush.
 func (l *Loop) pass() error {
 	timeout := -1
 	if len(l.again) > 0 {

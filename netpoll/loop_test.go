@@ -267,19 +267,7 @@ func TestAcceptPausesOnEMFILE(t *testing.T) {
 	}
 	// Connect clients first: they wait in the listener's backlog.
 	const clients = 5
-	var conns []net.Conn
-	for i := 0; i < clients; i++ {
-		c, err := net.Dial("tcp", addr.String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	dialQueued(t, addr, clients)
 	var clock atomic.Int64
 	clock.Store(int64(time.Hour)) // any origin
 	l, err := NewLoop(LoopConfig{ListenFD: fds[0], AcceptBackoff: backoff, Now: clock.Load})
@@ -386,21 +374,50 @@ func TestRequeue(t *testing.T) {
 	l.Post(func() { l.Close(p[0]) })
 }
 
-// TestLoopYieldsBeforeBlocking: a loop passes through the Go scheduler before a blocking
-// epoll_wait at least every yieldEvery of its clock (so that sysmon does not treat it as a
-// goroutine running too long and take its P at every epoll_wait), and never before a pass that
-// does not block.
-func TestLoopYieldsBeforeBlocking(t *testing.T) {
-	var clock atomic.Int64
+// handLoop is a loop without a listener on a clock the test moves (starting at an hour, any
+// origin), driven by hand with pass(); it is stopped and its descriptors freed at the end of the
+// test.
+func handLoop(t *testing.T) (*Loop, *atomic.Int64) {
+	t.Helper()
+	clock := new(atomic.Int64)
 	clock.Store(int64(time.Hour))
 	l, err := NewLoop(LoopConfig{ListenFD: -1, Now: clock.Load})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		l.Stop()
 		l.Run(&recorder{l: l})
-	}()
+	})
+	return l, clock
+}
+
+// dialQueued connects n clients to addr while nobody accepts: they wait in the listener's queue.
+// They are closed at the end of the test.
+func dialQueued(t *testing.T, addr net.Addr, n int) []net.Conn {
+	t.Helper()
+	conns := make([]net.Conn, 0, n)
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for range n {
+		c, err := net.Dial("tcp", addr.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// TestLoopYieldsBeforeBlocking: a loop passes through the Go scheduler before a blocking
+// epoll_wait at least every yieldEvery of its clock (so that sysmon does not treat it as a
+// goroutine running too long and take its P at every epoll_wait), and never before a pass that
+// does not block.
+func TestLoopYieldsBeforeBlocking(t *testing.T) {
+	l, clock := handLoop(t)
 	yields := 0
 	l.yield = func() { yields++ }
 	l.h = &recorder{l: l}
@@ -500,16 +517,7 @@ func (p *passOrder) OnPass(int64) { *p.steps = append(*p.steps, "flush") }
 // through the Go scheduler; it does so once, after the tasks and before the handler's flush
 // (the waiter answers before the fan-out's writes), and a pass whose tasks did not ask does not.
 func TestLoopYieldsAfterAskingTasks(t *testing.T) {
-	var clock atomic.Int64
-	clock.Store(int64(time.Hour))
-	l, err := NewLoop(LoopConfig{ListenFD: -1, Now: clock.Load})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		l.Stop()
-		l.Run(&recorder{l: l})
-	}()
+	l, clock := handLoop(t)
 	var steps []string
 	l.lastYield = clock.Load() // no yield before blocking in this test's passes
 	l.yield = func() { steps = append(steps, "yield") }
