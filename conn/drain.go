@@ -53,7 +53,7 @@ func (e *Engine) Drain(d Drain) {
 	if !ds.active {
 		total := 0 // the connections this drain will close (not those already closing)
 		for _, c := range e.conns[:e.top] {
-			if c != nil && c.state == stateOpen && c.flags&flagCloseSent == 0 {
+			if drainable(c) {
 				total++
 			}
 		}
@@ -82,7 +82,7 @@ func (e *Engine) paceDrain(now int64) {
 		if now >= end || ds.total <= 0 {
 			// The period is over: whatever is still open (and whatever opened meanwhile).
 			for _, c := range e.conns[:e.top] {
-				if c != nil && c.state == stateOpen && c.flags&flagCloseSent == 0 {
+				if drainable(c) {
 					e.drainConn(c)
 				}
 			}
@@ -94,7 +94,7 @@ func (e *Engine) paceDrain(now int64) {
 			for ds.closed < due && ds.cursor < e.top {
 				c := e.conns[ds.cursor]
 				ds.cursor++
-				if c != nil && c.state == stateOpen && c.flags&flagCloseSent == 0 {
+				if drainable(c) {
 					e.drainConn(c)
 					ds.closed++
 				}
@@ -107,6 +107,10 @@ func (e *Engine) paceDrain(now int64) {
 		}
 	}
 }
+
+// drainable reports whether the drain still has to close c (a slot of Engine.conns): open,
+// and not already sent a close.
+func drainable(c *Conn) bool { return c != nil && c.state == stateOpen && c.flags&flagCloseSent == 0 }
 
 // drainConn closes one open connection for the drain: whole frames, then the close frame.
 func (e *Engine) drainConn(c *Conn) {
